@@ -1,0 +1,22 @@
+"""bm_envs: Gymnasium/MuJoCo environments for the Unitree G1 (29 DoF).
+
+Importing the package registers:
+
+* ``BM-G1-Joystick-v0`` — follow a velocity command (:mod:`bm_envs.joystick`)
+* ``BM-G1-Waypoint-v0`` — reach planar goals in order (:mod:`bm_envs.waypoint`)
+* ``BM-G1-Obstacle-v0`` — reach goals among obstacles (:mod:`bm_envs.obstacle`)
+
+``gym.make`` kwargs ``randomize``, ``latency_ms`` and ``obs_noise`` switch on the wrappers of
+:mod:`bm_envs.wrappers` (see :func:`bm_envs.make.make_g1_env`).
+"""
+
+from gymnasium.envs.registration import register
+
+__version__ = "0.1.0"
+
+for _name in ("Joystick", "Waypoint", "Obstacle"):
+    register(
+        id=f"BM-G1-{_name}-v0",
+        entry_point="bm_envs.make:make_g1_env",
+        kwargs={"task": _name.lower()},
+    )

@@ -1,0 +1,307 @@
+"""Shared machinery of the bm G1 task envs: physics, PD control, action latency, observation, falls, rendering.
+
+Timing: physics ``dt = 0.002 s``; one env step = ``DECIMATION = 10`` physics steps (50 Hz control). PD runs at
+physics rate inside MuJoCo (see :mod:`bm_envs.scene`).
+
+Action (``Box(29,)``, Unitree joint order): normalized joint-position offsets,
+``q_target = DEFAULT_JOINT_POS + 0.25·action`` (rad). Bounds are the joint limits expressed in action units;
+out-of-range actions are clipped to the space, NaN/inf or mis-shaped ones raise ``ValueError``.
+
+Observation (``Dict``; all float32; ``_w`` world frame, ``_b`` pelvis frame):
+
+=================  ==========  ============================================================================
+key                shape       content
+=================  ==========  ============================================================================
+``proprio``        (93,)       base angular velocity_b (rad/s, 3), projected gravity_b (3), joint positions
+                               (rad, 29), joint velocities (rad/s, 29), last action (29)
+``root_pos_w``     (3,)        pelvis position (m)
+``root_quat_w``    (4,)        pelvis orientation, quaternion wxyz
+``root_lin_vel_w`` (3,)        pelvis linear velocity (m/s)
+``root_ang_vel_w`` (3,)        pelvis angular velocity (rad/s)
+``body_pos_w``     (32, 3)     positions of the bodies in ``g1_constants.BODY_NAMES`` (m)
+``body_lin_vel_w`` (32, 3)     linear velocities of those bodies' origins (m/s)
+task keys          see env     command / goals / obstacles (defined by each task env)
+=================  ==========  ============================================================================
+
+Episode end: ``terminated`` on a fall (head below 0.2 m or pelvis below 0.35 m) and, in task envs, on success
+or collision where the task says so; ``truncated`` at the scenario's time limit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from bm_envs import g1_constants as g1
+from bm_envs.rotations import projected_gravity, quat_from_yaw, world_to_yaw_frame, yaw_from_quat
+from bm_envs.scenario import Scenario, load_scenario
+from bm_envs.scene import build_model
+
+PROPRIO_DIM = 3 + 3 + 3 * g1.NUM_JOINTS
+_F32_INF = np.float32(np.inf)
+
+
+def _box(*shape: int) -> spaces.Box:
+    return spaces.Box(-_F32_INF, _F32_INF, shape=shape, dtype=np.float32)
+
+
+class G1BaseEnv(gym.Env):
+    """Base class of the bm G1 envs. Subclasses define the task (see :meth:`_task_spaces` and friends)."""
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": int(round(1 / g1.CONTROL_DT))}
+    default_scenario: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        scenario: str | dict | Scenario | None = None,
+        time_limit_s: float | None = None,
+        render_mode: str | None = None,
+        width: int = 640,
+        height: int = 480,
+    ):
+        sc = load_scenario(scenario if scenario is not None else dict(self.default_scenario))
+        if time_limit_s is not None:
+            if not np.isfinite(time_limit_s) or time_limit_s <= 0:
+                raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
+            sc = Scenario(**{**sc.__dict__, "time_limit_s": float(time_limit_s)})
+        self.scenario = sc
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self._width, self._height = width, height
+
+        self.model, self.idx = build_model()
+        self.data = mujoco.MjData(self.model)
+        self._nominal = {
+            "gainprm": self.model.actuator_gainprm.copy(),
+            "biasprm": self.model.actuator_biasprm.copy(),
+        }
+        self.max_steps = int(round(sc.time_limit_s / g1.CONTROL_DT))
+        self.default_joint_pos = g1.DEFAULT_JOINT_POS.copy()  # the DR wrapper may offset it per episode
+        self.joint_offset = np.zeros(g1.NUM_JOINTS)
+        jr = self.model.jnt_range[[self.model.joint(n).id for n in g1.JOINT_NAMES]]
+        low = (jr[:, 0] - g1.DEFAULT_JOINT_POS) / g1.ACTION_SCALE
+        high = (jr[:, 1] - g1.DEFAULT_JOINT_POS) / g1.ACTION_SCALE
+        self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self.observation_space = spaces.Dict(
+            {
+                "proprio": _box(PROPRIO_DIM),
+                "root_pos_w": _box(3),
+                "root_quat_w": spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32),
+                "root_lin_vel_w": _box(3),
+                "root_ang_vel_w": _box(3),
+                "body_pos_w": _box(g1.NUM_BODIES, 3),
+                "body_lin_vel_w": _box(g1.NUM_BODIES, 3),
+                **self._task_spaces(),
+            }
+        )
+        # action latency in physics steps (set per episode by ActionLatency); pending (apply_at, target) pairs
+        self.action_delay_steps = 0
+        self._pending: deque[tuple[int, np.ndarray]] = deque()
+        self._last_action = np.zeros(g1.NUM_JOINTS)
+        self._steps = 0
+        self._physics_steps = 0
+        self._renderer: mujoco.Renderer | None = None
+        self._viewer = None
+        self._next_push_t = np.inf
+
+    # ------------------------------------------------------------------ task hooks
+    def _task_spaces(self) -> dict[str, spaces.Space]:
+        return {}
+
+    def _task_reset(self, start_xy: np.ndarray, start_yaw: float) -> None:
+        pass
+
+    def _task_obs(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _task_step(self, state: dict[str, np.ndarray]) -> tuple[dict[str, float], bool, dict[str, Any]]:
+        """Return (unweighted reward terms, terminate_for_task, info extras) after a physics step."""
+        return {}, False, {}
+
+    def _reward_weights(self) -> dict[str, float]:
+        return {}
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        sc = self.scenario
+        rng = self.np_random
+        mujoco.mj_resetData(self.model, self.data)
+        start_xy = np.array(sc.start_xy) + rng.uniform(-1, 1, 2) * sc.start_xy_noise
+        start_yaw = float(sc.start_yaw + rng.uniform(-1, 1) * sc.start_yaw_noise)
+        self.data.qpos[:3] = [start_xy[0], start_xy[1], self.idx.init_pelvis_height]
+        self.data.qpos[3:7] = quat_from_yaw(start_yaw)
+        self.data.qpos[self.idx.qpos_joint] = g1.DEFAULT_JOINT_POS
+        self._target = self.default_joint_pos + self.joint_offset
+        self.data.ctrl[:] = self._target
+        self._pending.clear()
+        self._last_action[:] = 0.0
+        self._steps = 0
+        self._physics_steps = 0
+        self._push_count = 0
+        self._schedule_push(first=True)
+        self._task_reset(start_xy, start_yaw)
+        mujoco.mj_forward(self.model, self.data)
+        obs = self._get_obs()
+        return obs, self._base_info()
+
+    def step(self, action):
+        a = self._check_action(action)
+        prev_action = self._last_action
+        target = self.default_joint_pos + self.joint_offset + g1.ACTION_SCALE * a
+        self._pending.append((self._physics_steps + self.action_delay_steps, target))
+        self._simulate(g1.DECIMATION)
+        self._last_action = a
+        self._steps += 1
+        self._maybe_push()
+
+        state = self._state()
+        state["prev_action"] = prev_action
+        fell = bool(state["head_z"] < g1.FALL_HEAD_HEIGHT or state["pelvis_z"] < g1.FALL_PELVIS_HEIGHT)
+        terms, task_done, extras = self._task_step(state)
+        terms["alive"] = 0.0 if fell else 1.0
+        terms["action_rate"] = -float(np.sum(np.square(a - state["prev_action"])))
+        w = self._reward_weights()
+        reward = float(sum(w.get(k, 0.0) * v for k, v in terms.items()))
+        terminated = fell or task_done
+        truncated = (not terminated) and self._steps >= self.max_steps
+        info = self._base_info()
+        info.update(extras)
+        info["fell"] = fell
+        info["reward_terms"] = terms
+        obs = self._get_obs()
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ physics
+    def _check_action(self, action) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (g1.NUM_JOINTS,):
+            raise ValueError(f"action must have shape ({g1.NUM_JOINTS},), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action contains NaN or inf at indices {np.flatnonzero(~np.isfinite(a)).tolist()}")
+        return np.clip(a, self.action_space.low, self.action_space.high)
+
+    def _simulate(self, n: int) -> None:
+        """Advance ``n`` physics steps, switching PD targets when delayed actions arrive."""
+        end = self._physics_steps + n
+        while self._physics_steps < end:
+            while self._pending and self._pending[0][0] <= self._physics_steps:
+                self._target = self._pending.popleft()[1]
+            nxt = self._pending[0][0] if self._pending else end
+            k = min(nxt, end) - self._physics_steps
+            self.data.ctrl[:] = self._target
+            mujoco.mj_step(self.model, self.data, nstep=k)
+            self._physics_steps += k
+        # refresh positions/velocities of bodies for the post-step state (mj_step leaves them one step behind)
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        mujoco.mj_comVel(self.model, self.data)
+
+    def apply_push(self, lin_vel_w: np.ndarray, ang_vel_b: np.ndarray | None = None) -> None:
+        """Instantaneous push: add ``lin_vel_w`` (m/s, world) and ``ang_vel_b`` (rad/s, pelvis) to the root."""
+        self.data.qvel[:3] += np.asarray(lin_vel_w, dtype=np.float64)
+        if ang_vel_b is not None:
+            self.data.qvel[3:6] += np.asarray(ang_vel_b, dtype=np.float64)
+        self._push_count += 1
+
+    def _schedule_push(self, first: bool = False) -> None:
+        iv = self.scenario.push_interval_s
+        t = 0.0 if first else self.time
+        self._next_push_t = np.inf if iv is None else t + float(self.np_random.uniform(*iv))
+
+    def _maybe_push(self) -> None:
+        if self.time + 1e-9 >= self._next_push_t:
+            mag = float(self.np_random.uniform(*self.scenario.push_lin_vel_mps))
+            ang = float(self.np_random.uniform(-np.pi, np.pi))
+            self.apply_push(np.array([mag * np.cos(ang), mag * np.sin(ang), 0.0]))
+            self._schedule_push()
+
+    @property
+    def time(self) -> float:
+        """Episode time (s)."""
+        return self._steps * g1.CONTROL_DT
+
+    # ------------------------------------------------------------------ observation
+    def _body_lin_vel_w(self) -> np.ndarray:
+        """World linear velocity of each tracked body's origin (m/s), from MuJoCo's com-based velocities."""
+        d, ids = self.data, self.idx.body
+        cvel = d.cvel[ids]
+        r = d.xpos[ids] - d.subtree_com[self.model.body_rootid[ids]]
+        return cvel[:, 3:] + np.cross(cvel[:, :3], r)
+
+    def _state(self) -> dict[str, Any]:
+        d = self.data
+        return {
+            "pelvis_z": d.qpos[2],
+            "head_z": d.site_xpos[self.idx.head_site][2],
+            "root_xy": d.qpos[:2].copy(),
+            "yaw": float(yaw_from_quat(d.qpos[3:7])),
+            "lin_vel_w": d.qvel[:3].copy(),
+            "yaw_rate": float(d.qvel[5]),  # body-frame z rate; ≈ world yaw rate when upright
+        }
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        d = self.data
+        quat = d.qpos[3:7]
+        ang_vel_b = d.qvel[3:6]
+        proprio = np.concatenate(
+            [ang_vel_b, projected_gravity(quat), d.qpos[self.idx.qpos_joint], d.qvel[self.idx.qvel_joint],
+             self._last_action]
+        )  # fmt: skip
+        rot = d.xmat[self.idx.pelvis].reshape(3, 3)
+        obs = {
+            "proprio": proprio,
+            "root_pos_w": d.qpos[:3],
+            "root_quat_w": quat,
+            "root_lin_vel_w": d.qvel[:3],
+            "root_ang_vel_w": rot @ ang_vel_b,
+            "body_pos_w": d.xpos[self.idx.body],
+            "body_lin_vel_w": self._body_lin_vel_w(),
+            **self._task_obs(),
+        }
+        return {k: np.asarray(v, dtype=np.float32) for k, v in obs.items()}
+
+    def _base_info(self) -> dict[str, Any]:
+        yaw = float(yaw_from_quat(self.data.qpos[3:7]))
+        return {
+            "time_s": self.time,
+            "root_xy": self.data.qpos[:2].copy(),
+            "root_yaw": yaw,
+            "root_vel_b": world_to_yaw_frame(self.data.qvel[:2], yaw),
+            "action_delay_ms": self.action_delay_steps * g1.PHYSICS_DT * 1000.0,
+            "pushes": self._push_count,
+        }
+
+    # ------------------------------------------------------------------ rendering
+    def render(self):
+        if self.render_mode == "rgb_array":
+            if self._renderer is None:
+                self._renderer = mujoco.Renderer(self.model, self._height, self._width)
+                self._cam = mujoco.MjvCamera()
+                self._cam.distance, self._cam.azimuth, self._cam.elevation = 4.0, 135.0, -25.0
+            self._cam.lookat[:] = [self.data.qpos[0], self.data.qpos[1], 0.6]
+            self._renderer.update_scene(self.data, self._cam)
+            return self._renderer.render()
+        if self.render_mode == "human":
+            if self._viewer is None:
+                from mujoco import viewer
+
+                self._viewer = viewer.launch_passive(self.model, self.data)
+            self._viewer.sync()
+        return None
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None

@@ -1,0 +1,276 @@
+"""Scenario files: one evaluation episode family (env, start, goals, obstacles, joystick schedule, pushes).
+
+Format: ``../shared/scenarios/README.md`` (JSON; distances m, angles rad, times s). Unknown keys, wrong types
+and impossible values are rejected with a :class:`ScenarioError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENV_IDS = ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")
+OBSTACLE_TYPES = ("sphere", "box", "cylinder")
+#: Clearance kept free around the start pose and each goal when placing obstacles (m).
+START_CLEARANCE_M = 0.5
+
+
+class ScenarioError(ValueError):
+    """A scenario file or dict is malformed; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A static obstacle. ``pos`` is the world centre (x, y, z) in m; ``size`` depends on ``type``:
+    sphere (radius,), cylinder (radius, half_height), box (hx, hy, hz). ``yaw`` rotates boxes about z."""
+
+    type: str
+    pos: tuple[float, float, float]
+    size: tuple[float, ...]
+    yaw: float = 0.0
+
+    @property
+    def radius_xy(self) -> float:
+        """Radius of a vertical cylinder bounding the obstacle's footprint (m)."""
+        if self.type == "box":
+            return float(math.hypot(self.size[0], self.size[1]))
+        return float(self.size[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "pos": list(self.pos), "size": list(self.size), "yaw": self.yaw}
+
+
+@dataclass(frozen=True)
+class JoystickSegment:
+    t: float
+    vx: float
+    vy: float
+    yaw_rate: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    env: str
+    time_limit_s: float
+    start_xy: tuple[float, float] = (0.0, 0.0)
+    start_yaw: float = 0.0
+    start_xy_noise: float = 0.0
+    start_yaw_noise: float = 0.0
+    waypoints: tuple[tuple[float, float], ...] = ()
+    goal_radius_m: float = 0.3
+    obstacles: tuple[Obstacle, ...] = ()
+    random_obstacles: dict[str, Any] | None = None
+    joystick: tuple[JoystickSegment, ...] = ()
+    push_interval_s: tuple[float, float] | None = None
+    push_lin_vel_mps: tuple[float, float] | None = None
+    success: dict[str, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ sampling
+    def sample_obstacles(self, rng: np.random.Generator, start_xy: np.ndarray) -> list[Obstacle]:
+        """Fixed obstacles plus ``random_obstacles`` drawn with ``rng`` (kept clear of start and goals)."""
+        obs = list(self.obstacles)
+        spec = self.random_obstacles
+        if not spec or spec.get("count", 0) == 0:
+            return obs
+        (x0, y0), (x1, y1) = spec["region"]
+        rlo, rhi = spec.get("radius", [0.15, 0.3])
+        keep_clear = [np.asarray(start_xy)] + [np.asarray(w) for w in self.waypoints]
+        for _ in range(int(spec["count"])):
+            for _attempt in range(100):
+                kind = str(rng.choice(spec.get("types", ["cylinder"])))
+                r = float(rng.uniform(rlo, rhi))
+                xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+                if kind == "cylinder":
+                    cand = Obstacle("cylinder", (xy[0], xy[1], 0.75), (r, 0.75))
+                elif kind == "box":
+                    h = r / math.sqrt(2)
+                    cand = Obstacle("box", (xy[0], xy[1], 0.5), (h, h, 0.5), float(rng.uniform(-np.pi, np.pi)))
+                else:
+                    cand = Obstacle("sphere", (xy[0], xy[1], r), (r,))
+                if all(np.linalg.norm(xy - p) > cand.radius_xy + START_CLEARANCE_M for p in keep_clear):
+                    obs.append(cand)
+                    break
+        return obs
+
+    def command_at(self, t: float) -> np.ndarray:
+        """Joystick command (vx m/s, vy m/s, yaw_rate rad/s) in force at time ``t`` (s)."""
+        cmd = np.zeros(3)
+        for seg in self.joystick:
+            if seg.t <= t + 1e-9:
+                cmd = np.array([seg.vx, seg.vy, seg.yaw_rate])
+        return cmd
+
+
+# ---------------------------------------------------------------------- parsing
+def _require(d: dict, key: str, where: str) -> Any:
+    if key not in d:
+        raise ScenarioError(f"{where}: missing required key {key!r}")
+    return d[key]
+
+
+def _check_keys(d: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(d, dict):
+        raise ScenarioError(f"{where}: expected an object, got {type(d).__name__}")
+    unknown = set(d) - allowed
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def _num(v: Any, where: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ScenarioError(f"{where}: expected a number, got {v!r}")
+    f = float(v)
+    if not math.isfinite(f) or not (lo <= f <= hi):
+        raise ScenarioError(f"{where}: {v!r} is out of range [{lo}, {hi}]")
+    return f
+
+
+def _vec(v: Any, n: int, where: str, lo: float = -math.inf) -> tuple[float, ...]:
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        raise ScenarioError(f"{where}: expected a list of {n} numbers, got {v!r}")
+    return tuple(_num(x, f"{where}[{i}]", lo) for i, x in enumerate(v))
+
+
+def _range(v: Any, where: str, lo: float = 0.0) -> tuple[float, float]:
+    a, b = _vec(v, 2, where, lo)
+    if a > b:
+        raise ScenarioError(f"{where}: lower bound {a} exceeds upper bound {b}")
+    return a, b
+
+
+def _parse_obstacle(o: Any, where: str) -> Obstacle:
+    _check_keys(o, {"type", "pos", "radius", "height", "half_size", "yaw"}, where)
+    kind = _require(o, "type", where)
+    if kind not in OBSTACLE_TYPES:
+        raise ScenarioError(f"{where}.type: {kind!r} is not one of {OBSTACLE_TYPES}")
+    pos = o.get("pos")
+    yaw = _num(o.get("yaw", 0.0), f"{where}.yaw")
+    if kind == "sphere":
+        r = _num(_require(o, "radius", where), f"{where}.radius", 1e-3)
+        p = _vec(pos, 3, f"{where}.pos") if pos is not None and len(pos) == 3 else (*_vec(pos, 2, f"{where}.pos"), r)
+        return Obstacle("sphere", p, (r,), yaw)
+    if kind == "cylinder":
+        r = _num(_require(o, "radius", where), f"{where}.radius", 1e-3)
+        h = _num(o.get("height", 1.5), f"{where}.height", 1e-3)
+        x, y = _vec(pos, 2, f"{where}.pos")
+        return Obstacle("cylinder", (x, y, h / 2), (r, h / 2), yaw)
+    hs = _vec(_require(o, "half_size", where), 3, f"{where}.half_size", 1e-3)
+    x, y = _vec(pos, 2, f"{where}.pos")
+    return Obstacle("box", (x, y, hs[2]), hs, yaw)
+
+
+def parse_scenario(d: Any, source: str = "scenario") -> Scenario:
+    """Validate a scenario dict (as loaded from JSON) and return a :class:`Scenario`."""
+    allowed = {
+        "name", "env", "time_limit_s", "start", "waypoints", "goal_radius_m", "obstacles",
+        "random_obstacles", "joystick", "pushes", "success",
+    }  # fmt: skip
+    _check_keys(d, allowed, source)
+    name = _require(d, "name", source)
+    if not isinstance(name, str) or not name:
+        raise ScenarioError(f"{source}.name: expected a non-empty string, got {name!r}")
+    env = _require(d, "env", source)
+    if env not in ENV_IDS:
+        raise ScenarioError(f"{source}.env: {env!r} is not one of {ENV_IDS}")
+    kw: dict[str, Any] = {"name": name, "env": env}
+    kw["time_limit_s"] = _num(_require(d, "time_limit_s", source), f"{source}.time_limit_s", 0.02, 3600.0)
+
+    start = d.get("start", {})
+    _check_keys(start, {"xy", "yaw", "xy_noise", "yaw_noise"}, f"{source}.start")
+    kw["start_xy"] = _vec(start.get("xy", [0.0, 0.0]), 2, f"{source}.start.xy")
+    kw["start_yaw"] = _num(start.get("yaw", 0.0), f"{source}.start.yaw")
+    kw["start_xy_noise"] = _num(start.get("xy_noise", 0.0), f"{source}.start.xy_noise", 0.0, 10.0)
+    kw["start_yaw_noise"] = _num(start.get("yaw_noise", 0.0), f"{source}.start.yaw_noise", 0.0, math.pi)
+
+    wps = d.get("waypoints", [])
+    if not isinstance(wps, list):
+        raise ScenarioError(f"{source}.waypoints: expected a list of [x, y]")
+    kw["waypoints"] = tuple(_vec(w, 2, f"{source}.waypoints[{i}]") for i, w in enumerate(wps))
+    kw["goal_radius_m"] = _num(d.get("goal_radius_m", 0.3), f"{source}.goal_radius_m", 0.01, 100.0)
+    if env in ("BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0") and not kw["waypoints"]:
+        raise ScenarioError(f"{source}.waypoints: {env} needs at least one waypoint")
+
+    obstacles = d.get("obstacles", [])
+    if not isinstance(obstacles, list):
+        raise ScenarioError(f"{source}.obstacles: expected a list")
+    kw["obstacles"] = tuple(_parse_obstacle(o, f"{source}.obstacles[{i}]") for i, o in enumerate(obstacles))
+
+    ro = d.get("random_obstacles")
+    if ro is not None:
+        w = f"{source}.random_obstacles"
+        _check_keys(ro, {"count", "region", "types", "radius"}, w)
+        count = ro.get("count", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 64:
+            raise ScenarioError(f"{w}.count: expected an integer in [0, 64], got {count!r}")
+        region = ro.get("region", [[0, 0], [0, 0]])
+        if not isinstance(region, list) or len(region) != 2:
+            raise ScenarioError(f"{w}.region: expected [[x0, y0], [x1, y1]]")
+        (x0, y0), (x1, y1) = _vec(region[0], 2, f"{w}.region[0]"), _vec(region[1], 2, f"{w}.region[1]")
+        if x0 > x1 or y0 > y1:
+            raise ScenarioError(f"{w}.region: first corner must be the lower-left one")
+        types = ro.get("types", ["cylinder"])
+        if not isinstance(types, list) or not types or any(t not in OBSTACLE_TYPES for t in types):
+            raise ScenarioError(f"{w}.types: expected a non-empty list from {OBSTACLE_TYPES}, got {types!r}")
+        radius = _range(ro.get("radius", [0.15, 0.3]), f"{w}.radius", 1e-3)
+        kw["random_obstacles"] = {"count": count, "region": [[x0, y0], [x1, y1]], "types": types, "radius": radius}
+
+    js = d.get("joystick", [])
+    if not isinstance(js, list):
+        raise ScenarioError(f"{source}.joystick: expected a list")
+    segs = []
+    for i, s in enumerate(js):
+        w = f"{source}.joystick[{i}]"
+        _check_keys(s, {"t", "vx", "vy", "yaw_rate"}, w)
+        segs.append(
+            JoystickSegment(
+                _num(_require(s, "t", w), f"{w}.t", 0.0),
+                _num(s.get("vx", 0.0), f"{w}.vx", -3.0, 3.0),
+                _num(s.get("vy", 0.0), f"{w}.vy", -3.0, 3.0),
+                _num(s.get("yaw_rate", 0.0), f"{w}.yaw_rate", -3.0, 3.0),
+            )
+        )
+    if any(b.t < a.t for a, b in zip(segs, segs[1:])):
+        raise ScenarioError(f"{source}.joystick: segment times must be non-decreasing")
+    kw["joystick"] = tuple(segs)
+
+    pushes = d.get("pushes")
+    if pushes is not None:
+        _check_keys(pushes, {"interval_s", "lin_vel_mps"}, f"{source}.pushes")
+        kw["push_interval_s"] = _range(pushes.get("interval_s", [1.0, 3.0]), f"{source}.pushes.interval_s", 0.02)
+        kw["push_lin_vel_mps"] = _range(pushes.get("lin_vel_mps", [0.0, 0.5]), f"{source}.pushes.lin_vel_mps")
+
+    succ = d.get("success", {})
+    _check_keys(succ, {"max_vel_error"}, f"{source}.success")
+    kw["success"] = {k: _num(v, f"{source}.success.{k}", 0.0) for k, v in succ.items()}
+
+    sc = Scenario(**kw)
+    start_xy = np.array(sc.start_xy)
+    for i, o in enumerate(sc.obstacles):
+        if np.linalg.norm(start_xy - np.array(o.pos[:2])) < o.radius_xy + 0.25:
+            raise ScenarioError(f"{source}.obstacles[{i}]: the start pose is in collision with this obstacle")
+        for j, wp in enumerate(sc.waypoints):
+            if np.linalg.norm(np.array(wp) - np.array(o.pos[:2])) < o.radius_xy:
+                raise ScenarioError(f"{source}.waypoints[{j}]: goal lies inside obstacles[{i}]")
+    return sc
+
+
+def load_scenario(path: str | Path | dict | Scenario) -> Scenario:
+    """Load and validate a scenario from a JSON file path, a dict or an existing :class:`Scenario`."""
+    if isinstance(path, Scenario):
+        return path
+    if isinstance(path, dict):
+        return parse_scenario(path)
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file not found: {p}") from None
+    except json.JSONDecodeError as e:
+        raise ScenarioError(f"{p}: malformed JSON: {e}") from None
+    return parse_scenario(data, source=p.name)

@@ -1,0 +1,175 @@
+"""Build the MuJoCo scene (floor, G1, goal markers, obstacle slots) with ``mujoco.MjSpec``.
+
+The robot MJCF is the pinned holosoma G1 (see :mod:`bm_envs.assets`). Its ``motor`` actuators are turned into
+joint-space PD servos evaluated by MuJoCo at every physics step (2 ms): ``τ = kp·(q* − q) − kd·q̇``, clamped to
+the motor's torque limit, with ``ctrl = q*`` the joint position target (rad). This is the same PD law the G1's
+motor drivers run on hardware (kp/kd sent per joint in ``LowCmd``).
+
+Obstacles change per episode, so the scene holds :data:`MAX_OBSTACLES` pre-allocated collision geoms of each
+primitive type; :func:`place_obstacles` moves/resizes them at reset (no recompilation). Unused slots are parked
+far away with collisions disabled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from bm_envs import g1_constants as g1
+from bm_envs.assets import asset_path
+from bm_envs.scenario import Obstacle
+
+MAX_OBSTACLES = 16  # per primitive type
+MAX_GOALS = 8
+_PARK = np.array([0.0, 0.0, -10.0])  # below the floor, invisible, collisions off
+_TYPES = {"sphere": mujoco.mjtGeom.mjGEOM_SPHERE, "box": mujoco.mjtGeom.mjGEOM_BOX, "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER}
+OBSTACLE_CONTYPE = 2  # obstacles collide with the robot's collision geoms (conaffinity 1), not the floor
+
+
+@dataclass
+class SceneIndex:
+    """Ids into the compiled model used by the envs."""
+
+    qpos_joint: np.ndarray  # (29,) qpos addresses of the actuated joints, Unitree order
+    qvel_joint: np.ndarray  # (29,) dof addresses
+    body: np.ndarray  # (NUM_BODIES,) body ids, g1.BODY_NAMES order
+    pelvis: int
+    torso: int
+    floor_geom: int
+    robot_geoms: np.ndarray  # collision geoms of the robot
+    obstacle_geoms: dict[str, np.ndarray]  # type -> (MAX_OBSTACLES,) geom ids
+    goal_sites: np.ndarray  # (MAX_GOALS,) site ids
+    head_site: int
+    init_pelvis_height: float  # pelvis height (m) at which the default pose stands with feet on the floor
+
+
+def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
+    """Compile the G1 scene. Returns the model and the id lookup."""
+    spec = mujoco.MjSpec.from_file(str(asset_path(*g1.MJCF_ASSET)))
+    spec.option.timestep = g1.PHYSICS_DT
+    spec.visual.global_.offwidth = 1280
+    spec.visual.global_.offheight = 720
+    spec.stat.extent = 2.0  # the camera clip planes scale with it; parked geoms must not inflate it
+    spec.stat.center = [0.0, 0.0, 0.7]
+
+    spec.add_texture(
+        name="grid", type=mujoco.mjtTexture.mjTEXTURE_2D, builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        rgb1=[0.22, 0.3, 0.38], rgb2=[0.14, 0.2, 0.27], width=256, height=256, mark=mujoco.mjtMark.mjMARK_EDGE,
+        markrgb=[0.7, 0.7, 0.7],
+    )  # fmt: skip
+    mat = spec.add_material(name="grid", texrepeat=[1, 1], texuniform=True, reflectance=0.1)
+    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "grid"
+    wb = spec.worldbody
+    wb.add_light(pos=[0, 0, 4], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, diffuse=[0.7, 0.7, 0.7])
+    # The MJCF's foot/floor contact pairs refer to a geom named "floor".
+    wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], material="grid")
+
+    for i in range(MAX_GOALS):
+        wb.add_site(
+            name=f"goal_{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.3, 0.005, 0], pos=_PARK,
+            rgba=[0.1, 0.9, 0.2, 0.5], group=0,
+        )  # fmt: skip
+    for kind, gtype in _TYPES.items():
+        for i in range(MAX_OBSTACLES):
+            wb.add_geom(
+                name=f"obst_{kind}_{i}", type=gtype, size=[0.1, 0.1, 0.1], pos=_PARK, contype=0, conaffinity=0,
+                rgba=[0.85, 0.45, 0.2, 1.0], group=0,
+            )  # fmt: skip
+
+    torso = spec.body("torso_link")
+    torso.add_site(name="head", pos=g1.HEAD_OFFSET_IN_TORSO, size=[0.01, 0, 0], group=5)
+
+    for j, name in enumerate(g1.JOINT_NAMES):
+        act = spec.actuator(name)
+        if act is None:
+            raise RuntimeError(f"G1 MJCF lacks actuator {name!r}")
+        act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+        act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+        act.gainprm[0] = g1.KP[j]
+        act.biasprm[:3] = [0.0, -g1.KP[j], -g1.KD[j]]
+        act.ctrllimited = False
+        act.forcelimited = True
+        act.forcerange = [-g1.TORQUE_LIMIT[j], g1.TORQUE_LIMIT[j]]
+
+    model = spec.compile()
+    idx = _index(model)
+    return model, idx
+
+
+def _index(model: mujoco.MjModel) -> SceneIndex:
+    jid = [model.joint(n).id for n in g1.JOINT_NAMES]
+    body = np.array([model.body(n).id for n in g1.BODY_NAMES])
+    robot_bodies = set(body.tolist())
+    robot_geoms = np.array(
+        [g for g in range(model.ngeom) if model.geom_bodyid[g] in robot_bodies and model.geom_contype[g]]
+    )
+    obstacle_geoms = {k: np.array([model.geom(f"obst_{k}_{i}").id for i in range(MAX_OBSTACLES)]) for k in _TYPES}
+    data = mujoco.MjData(model)
+    qpos_adr = np.array([model.jnt_qposadr[j] for j in jid])
+    data.qpos[qpos_adr] = g1.DEFAULT_JOINT_POS
+    data.qpos[3:7] = [1, 0, 0, 0]
+    data.qpos[2] = 0.0
+    mujoco.mj_kinematics(model, data)
+    foot_ids = [model.body(n).id for n in ("left_foot_contact_point", "right_foot_contact_point")]
+    # contact points sit 2 mm below the foot capsules' bottom surface; stand 1 mm above the floor.
+    init_h = -min(data.xpos[b][2] for b in foot_ids) - 0.001
+    return SceneIndex(
+        qpos_joint=qpos_adr,
+        qvel_joint=np.array([model.jnt_dofadr[j] for j in jid]),
+        body=body,
+        pelvis=model.body("pelvis").id,
+        torso=model.body("torso_link").id,
+        floor_geom=model.geom("floor").id,
+        robot_geoms=robot_geoms,
+        obstacle_geoms=obstacle_geoms,
+        goal_sites=np.array([model.site(f"goal_{i}").id for i in range(MAX_GOALS)]),
+        head_site=model.site("head").id,
+        init_pelvis_height=float(init_h),
+    )
+
+
+def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obstacle]) -> np.ndarray:
+    """Move the obstacle slots to ``obstacles``; park the rest. Returns the geom ids in use (list order)."""
+    used: dict[str, int] = {k: 0 for k in _TYPES}
+    ids = []
+    for kind, geoms in idx.obstacle_geoms.items():
+        model.geom_pos[geoms] = _PARK
+        model.geom_contype[geoms] = 0
+        model.geom_conaffinity[geoms] = 0
+        model.geom_rgba[geoms, 3] = 0.0
+    for o in obstacles:
+        k = used[o.type]
+        if k >= MAX_OBSTACLES:
+            raise ValueError(f"at most {MAX_OBSTACLES} obstacles of type {o.type!r} are supported")
+        used[o.type] += 1
+        g = idx.obstacle_geoms[o.type][k]
+        size = np.zeros(3)
+        size[: len(o.size)] = o.size
+        model.geom_size[g] = size
+        model.geom_pos[g] = o.pos
+        model.geom_quat[g] = [np.cos(o.yaw / 2), 0, 0, np.sin(o.yaw / 2)]
+        if o.type == "sphere":
+            half = np.full(3, o.size[0])
+        elif o.type == "cylinder":
+            half = np.array([o.size[0], o.size[0], o.size[1]])
+        else:
+            half = np.array(o.size)
+        model.geom_aabb[g] = np.concatenate([np.zeros(3), half])
+        model.geom_rbound[g] = float(np.linalg.norm(half)) if o.type != "sphere" else o.size[0]
+        model.geom_contype[g] = OBSTACLE_CONTYPE
+        model.geom_conaffinity[g] = 1
+        model.geom_rgba[g, 3] = 1.0
+        ids.append(g)
+    return np.array(ids, dtype=int)
+
+
+def place_goals(model: mujoco.MjModel, idx: SceneIndex, goals: np.ndarray, radius: float) -> None:
+    """Show up to :data:`MAX_GOALS` goal discs at planar positions ``goals`` (n, 2)."""
+    for i, s in enumerate(idx.goal_sites):
+        if i < len(goals):
+            model.site_pos[s] = [goals[i][0], goals[i][1], 0.005]
+            model.site_size[s, 0] = radius
+        else:
+            model.site_pos[s] = _PARK

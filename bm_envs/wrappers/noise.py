@@ -1,0 +1,48 @@
+"""Observation noise on proprioception: additive uniform noise U(−s, s) per term, seeded.
+
+Default scales (``proprio`` layout of :mod:`bm_envs.g1_base`): angular velocity 0.2 rad/s, projected gravity 0.05,
+joint positions 0.01 rad, joint velocities 1.5 rad/s, last action 0. Other keys (root pose, bodies, task) are left
+untouched: they stand for what a planner gets from state estimation / motion capture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bm_envs import g1_constants as g1
+from bm_envs.wrappers._seeding import SeededWrapper
+
+DEFAULT_SCALES = {"ang_vel": 0.2, "gravity": 0.05, "joint_pos": 0.01, "joint_vel": 1.5, "last_action": 0.0}
+
+
+class ObservationNoise(SeededWrapper):
+    salt = 3
+
+    def __init__(self, env, scales: dict[str, float] | None = None):
+        super().__init__(env)
+        s = dict(DEFAULT_SCALES)
+        for k, v in (scales or {}).items():
+            if k not in s:
+                raise ValueError(f"unknown noise term {k!r}; known: {sorted(s)}")
+            if not np.isfinite(v) or v < 0:
+                raise ValueError(f"noise scale for {k!r} must be finite and >= 0, got {v!r}")
+            s[k] = float(v)
+        n = g1.NUM_JOINTS
+        self.scale_vec = np.concatenate(
+            [np.full(3, s["ang_vel"]), np.full(3, s["gravity"]), np.full(n, s["joint_pos"]),
+             np.full(n, s["joint_vel"]), np.full(n, s["last_action"])]
+        ).astype(np.float32)  # fmt: skip
+
+    def _noisy(self, obs):
+        obs = dict(obs)
+        obs["proprio"] = obs["proprio"] + (self.rng.uniform(-1, 1, self.scale_vec.shape) * self.scale_vec).astype(np.float32)
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        self._seed_rng(seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self._noisy(obs), info
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        return self._noisy(obs), r, term, trunc, info
