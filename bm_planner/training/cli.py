@@ -1,0 +1,107 @@
+"""``bm-train``: train the state–action diffusion model on collected windows.
+
+Examples::
+
+    bm-train --config small --data data/stage2 --out runs/small
+    bm-train --config small --data data/stage2 --out runs/small --resume --steps 80000
+    torchrun --nproc_per_node 4 -m bm_planner.training.cli --config base --data data/stage2 --out runs/base
+
+``--config`` is a preset (small / base / large) or a YAML file (see ``bm_planner.training.config``). The state and
+action dimensions are taken from the data. With ``--resume`` the run's saved configuration is used; ``--steps``,
+``--batch-size`` and ``--lr`` still override it (changing the last two breaks bit-exact continuation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from bm_planner.model.config import ConfigError
+from bm_planner.training.checkpoint import CheckpointError, load_checkpoint
+from bm_planner.training.config import RunConfig, load_run_config
+from bm_planner.training.distributed import cleanup_distributed, process_device
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bm-train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="small", help="preset name (small/base/large) or YAML file")
+    p.add_argument("--data", required=True, help="dataset root directory (bm-collect output)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, TensorBoard, metrics.jsonl)")
+    p.add_argument("--steps", type=int, help="total optimizer steps (overrides train.total_steps)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    p.add_argument("--batch-size", type=int, help="per-process batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--num-workers", type=int, help="DataLoader workers")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (must be installed)")
+    p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    if args.resume:
+        saved = load_checkpoint(Path(args.out), load_train_state=False).config["run_config"]
+        config = RunConfig.from_dict(saved)
+    else:
+        config = load_run_config(args.config)
+    overrides = {
+        k: v
+        for k, v in (
+            ("total_steps", args.steps),
+            ("batch_size", args.batch_size),
+            ("lr", args.lr),
+            ("num_workers", args.num_workers),
+        )
+        if v is not None
+    }
+    return config.replace(train=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        config = resolve_config(args)
+        from bm_planner.data.dataset import TrajectoryDataset
+        from bm_planner.training.trainer import DDPMTrainer
+
+        train_ds = TrajectoryDataset(args.data, split="train", normalize=True, mirror_prob=config.train.mirror_prob)
+        val_ds = TrajectoryDataset(args.data, split="val", normalize=True, mirror_prob=0.0)
+        item = train_ds[0]
+        dims = {"state_dim": int(item["states"].shape[-1]), "action_dim": int(item["actions"].shape[-1])}
+        config = config.replace(model=dims)
+        trainer = DDPMTrainer(
+            config,
+            train_ds,
+            val_ds,
+            train_ds.normalizer,
+            args.out,
+            device=process_device(args.device),
+            resume=args.resume,
+            use_wandb=args.wandb,
+            progress=not args.no_progress,
+        )
+        try:
+            summary = trainer.train()
+        finally:
+            trainer.close()
+        if trainer.info.is_main:
+            print(json.dumps(summary, indent=2))
+        return 0
+    except (ConfigError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"bm-train: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        cleanup_distributed()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
