@@ -5,6 +5,7 @@ Importing the package registers:
 * ``BM-G1-Joystick-v0`` — follow a velocity command (:mod:`bm_envs.joystick`)
 * ``BM-G1-Waypoint-v0`` — reach planar goals in order (:mod:`bm_envs.waypoint`)
 * ``BM-G1-Obstacle-v0`` — reach goals among obstacles (:mod:`bm_envs.obstacle`)
+* ``BM-G1-Tracking-v0`` — track a reference motion, BeyondMimic Stage 1 (:mod:`bm_envs.tracking`)
 
 ``gym.make`` kwargs ``randomize``, ``latency_ms`` and ``obs_noise`` switch on the wrappers of
 :mod:`bm_envs.wrappers` (see :func:`bm_envs.make.make_g1_env`).
@@ -20,3 +21,5 @@ for _name in ("Joystick", "Waypoint", "Obstacle"):
         entry_point="bm_envs.make:make_g1_env",
         kwargs={"task": _name.lower()},
     )
+
+register(id="BM-G1-Tracking-v0", entry_point="bm_envs.make:make_g1_env", kwargs={"task": "tracking"})

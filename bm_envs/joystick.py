@@ -33,6 +33,7 @@ VEL_AVG_WINDOW_S = 0.5
 
 class G1JoystickEnv(G1BaseEnv):
     default_scenario = {"name": "joystick-random", "env": "BM-G1-Joystick-v0", "time_limit_s": 20.0}
+    scenario_envs = ("BM-G1-Joystick-v0",)
     reward_weights = {"lin_vel": 1.0, "yaw_rate": 0.5, "alive": 0.5, "action_rate": 0.005}
 
     def __init__(self, *args, max_speed: float = 0.8, max_yaw_rate: float = 0.8, stop_prob: float = 0.15,

@@ -23,6 +23,8 @@ def _env_class(task: str):
         from bm_envs.waypoint import G1WaypointEnv as cls
     elif task == "obstacle":
         from bm_envs.obstacle import G1ObstacleEnv as cls
+    elif task == "tracking":
+        from bm_envs.tracking import G1TrackingEnv as cls
     else:
         raise ValueError(f"unknown task {task!r}")
     return cls

@@ -40,11 +40,15 @@ class G1ObstacleEnv(G1WaypointEnv):
         "random_obstacles": {"count": 4, "region": [[1.5, -2.5], [5.5, 2.5]], "types": ["cylinder", "box"],
                              "radius": [0.15, 0.3]},
     }  # fmt: skip
+    scenario_envs = ("BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")  # a Waypoint scenario = no obstacles
     reward_weights = {**G1WaypointEnv.reward_weights, "collision": 5.0}
 
     def __init__(self, *args, terminate_on_collision: bool = True, **kwargs):
         self.terminate_on_collision = terminate_on_collision
         super().__init__(*args, **kwargs)
+        n_max = len(self.scenario.obstacles) + (self.scenario.random_obstacles or {}).get("count", 0)
+        if n_max > MAX_OBS_ROWS:
+            raise ValueError(f"scenario {self.scenario.name!r} has up to {n_max} obstacles; at most {MAX_OBS_ROWS}")
         self.obstacles = []
 
     def _task_spaces(self):

@@ -153,7 +153,8 @@ def _parse_obstacle(o: Any, where: str) -> Obstacle:
     yaw = _num(o.get("yaw", 0.0), f"{where}.yaw")
     if kind == "sphere":
         r = _num(_require(o, "radius", where), f"{where}.radius", 1e-3)
-        p = _vec(pos, 3, f"{where}.pos") if pos is not None and len(pos) == 3 else (*_vec(pos, 2, f"{where}.pos"), r)
+        xyz = isinstance(pos, (list, tuple)) and len(pos) == 3
+        p = _vec(pos, 3, f"{where}.pos") if xyz else (*_vec(pos, 2, f"{where}.pos"), r)
         return Obstacle("sphere", p, (r,), yaw)
     if kind == "cylinder":
         r = _num(_require(o, "radius", where), f"{where}.radius", 1e-3)

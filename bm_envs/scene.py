@@ -5,9 +5,9 @@ joint-space PD servos evaluated by MuJoCo at every physics step (2 ms): ``τ = k
 the motor's torque limit, with ``ctrl = q*`` the joint position target (rad). This is the same PD law the G1's
 motor drivers run on hardware (kp/kd sent per joint in ``LowCmd``).
 
-Obstacles change per episode, so the scene holds :data:`MAX_OBSTACLES` pre-allocated collision geoms of each
-primitive type; :func:`place_obstacles` moves/resizes them at reset (no recompilation). Unused slots are parked
-far away with collisions disabled.
+Obstacles change per episode, so the scene holds :data:`MAX_OBSTACLES` pre-allocated obstacle slots (one geom
+in a static body of its own each); :func:`place_obstacles` sets their type, pose and size at reset (no
+recompilation). Unused slots are parked far away with collisions disabled.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bm_envs import g1_constants as g1
 from bm_envs.assets import asset_path
 from bm_envs.scenario import Obstacle
 
-MAX_OBSTACLES = 16  # per primitive type
+MAX_OBSTACLES = 16  # in total, any mix of primitive types
 MAX_GOALS = 8
 _PARK = np.array([0.0, 0.0, -10.0])  # below the floor, invisible, collisions off
 _TYPES = {"sphere": mujoco.mjtGeom.mjGEOM_SPHERE, "box": mujoco.mjtGeom.mjGEOM_BOX, "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER}
@@ -39,7 +39,7 @@ class SceneIndex:
     torso: int
     floor_geom: int
     robot_geoms: np.ndarray  # collision geoms of the robot
-    obstacle_geoms: dict[str, np.ndarray]  # type -> (MAX_OBSTACLES,) geom ids
+    obstacle_geoms: np.ndarray  # (MAX_OBSTACLES,) geom ids of the obstacle slots
     goal_sites: np.ndarray  # (MAX_GOALS,) site ids
     head_site: int
     init_pelvis_height: float  # pelvis height (m) at which the default pose stands with feet on the floor
@@ -71,12 +71,16 @@ def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
             name=f"goal_{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.3, 0.005, 0], pos=_PARK,
             rgba=[0.1, 0.9, 0.2, 0.5], group=0,
         )  # fmt: skip
-    for kind, gtype in _TYPES.items():
-        for i in range(MAX_OBSTACLES):
-            wb.add_geom(
-                name=f"obst_{kind}_{i}", type=gtype, size=[0.1, 0.1, 0.1], pos=_PARK, contype=0, conaffinity=0,
-                rgba=[0.85, 0.45, 0.2, 1.0], group=0,
-            )  # fmt: skip
+    # Each obstacle slot is a static body of its own. Geoms moved at runtime must not sit in a multi-geom body:
+    # MuJoCo's midphase culls with per-body BVHs built at compile time (from the parked, non-colliding slots),
+    # so obstacles placed in the world body never touch anything. A single-geom body without a BVH is checked
+    # geom by geom against the runtime geom_rbound/geom_aabb that place_obstacles sets (it also sets the
+    # body-level contype/conaffinity filter, so parked slots stay out of the broadphase).
+    for i in range(MAX_OBSTACLES):
+        wb.add_body(name=f"obstacle_{i}").add_geom(
+            name=f"obstacle_{i}", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.1, 0.1, 0.1], pos=_PARK, contype=0,
+            conaffinity=0, rgba=[0.85, 0.45, 0.2, 1.0], group=0,
+        )  # fmt: skip
 
     torso = spec.body("torso_link")
     torso.add_site(name="head", pos=g1.HEAD_OFFSET_IN_TORSO, size=[0.01, 0, 0], group=5)
@@ -105,7 +109,7 @@ def _index(model: mujoco.MjModel) -> SceneIndex:
     robot_geoms = np.array(
         [g for g in range(model.ngeom) if model.geom_bodyid[g] in robot_bodies and model.geom_contype[g]]
     )
-    obstacle_geoms = {k: np.array([model.geom(f"obst_{k}_{i}").id for i in range(MAX_OBSTACLES)]) for k in _TYPES}
+    obstacle_geoms = np.array([model.geom(f"obstacle_{i}").id for i in range(MAX_OBSTACLES)])
     data = mujoco.MjData(model)
     qpos_adr = np.array([model.jnt_qposadr[j] for j in jid])
     data.qpos[qpos_adr] = g1.DEFAULT_JOINT_POS
@@ -132,19 +136,17 @@ def _index(model: mujoco.MjModel) -> SceneIndex:
 
 def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obstacle]) -> np.ndarray:
     """Move the obstacle slots to ``obstacles``; park the rest. Returns the geom ids in use (list order)."""
-    used: dict[str, int] = {k: 0 for k in _TYPES}
-    ids = []
-    for kind, geoms in idx.obstacle_geoms.items():
-        model.geom_pos[geoms] = _PARK
-        model.geom_contype[geoms] = 0
-        model.geom_conaffinity[geoms] = 0
-        model.geom_rgba[geoms, 3] = 0.0
-    for o in obstacles:
-        k = used[o.type]
-        if k >= MAX_OBSTACLES:
-            raise ValueError(f"at most {MAX_OBSTACLES} obstacles of type {o.type!r} are supported")
-        used[o.type] += 1
-        g = idx.obstacle_geoms[o.type][k]
+    if len(obstacles) > MAX_OBSTACLES:
+        raise ValueError(f"at most {MAX_OBSTACLES} obstacles are supported, got {len(obstacles)}")
+    geoms = idx.obstacle_geoms
+    model.geom_pos[geoms] = _PARK
+    model.geom_contype[geoms] = 0
+    model.geom_conaffinity[geoms] = 0
+    model.body_contype[model.geom_bodyid[geoms]] = 0
+    model.body_conaffinity[model.geom_bodyid[geoms]] = 0
+    model.geom_rgba[geoms, 3] = 0.0
+    for g, o in zip(geoms, obstacles):
+        model.geom_type[g] = _TYPES[o.type]
         size = np.zeros(3)
         size[: len(o.size)] = o.size
         model.geom_size[g] = size
@@ -158,11 +160,10 @@ def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obst
             half = np.array(o.size)
         model.geom_aabb[g] = np.concatenate([np.zeros(3), half])
         model.geom_rbound[g] = float(np.linalg.norm(half)) if o.type != "sphere" else o.size[0]
-        model.geom_contype[g] = OBSTACLE_CONTYPE
-        model.geom_conaffinity[g] = 1
+        model.geom_contype[g] = model.body_contype[model.geom_bodyid[g]] = OBSTACLE_CONTYPE
+        model.geom_conaffinity[g] = model.body_conaffinity[model.geom_bodyid[g]] = 1
         model.geom_rgba[g, 3] = 1.0
-        ids.append(g)
-    return np.array(ids, dtype=int)
+    return geoms[: len(obstacles)].copy()
 
 
 def place_goals(model: mujoco.MjModel, idx: SceneIndex, goals: np.ndarray, radius: float) -> None:

@@ -31,6 +31,7 @@ class G1WaypointEnv(G1BaseEnv):
         "start": {"xy": [0.0, 0.0], "yaw": 0.0, "xy_noise": 0.1, "yaw_noise": 0.3},
         "waypoints": [[3.0, 0.0], [3.0, 3.0], [0.0, 3.0], [0.0, 0.0]], "goal_radius_m": 0.3,
     }  # fmt: skip
+    scenario_envs = ("BM-G1-Waypoint-v0",)
     reward_weights = {"progress": 10.0, "reached": 5.0, "alive": 0.1, "action_rate": 0.005}
 
     def __init__(self, *args, **kwargs):

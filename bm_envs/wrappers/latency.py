@@ -8,6 +8,8 @@ first action arrives the robot holds its default pose. ``info["action_delay_ms"]
 
 from __future__ import annotations
 
+import numpy as np
+
 from bm_envs import g1_constants as g1
 from bm_envs.wrappers._seeding import SeededWrapper
 
@@ -19,7 +21,10 @@ class ActionLatency(SeededWrapper):
 
     def __init__(self, env, latency_ms: tuple[float, float] | float = (0.0, 100.0)):
         super().__init__(env)
-        lo, hi = (latency_ms, latency_ms) if isinstance(latency_ms, (int, float)) else tuple(latency_ms)
+        try:
+            lo, hi = (float(latency_ms),) * 2 if np.ndim(latency_ms) == 0 else map(float, latency_ms)
+        except (TypeError, ValueError):
+            raise ValueError(f"latency_ms must be a number or a (lo, hi) pair in ms, got {latency_ms!r}") from None
         if not (0.0 <= lo <= hi <= MAX_LATENCY_MS):
             raise ValueError(f"latency_ms must satisfy 0 <= lo <= hi <= {MAX_LATENCY_MS}, got {latency_ms!r}")
         self.latency_ms = (float(lo), float(hi))

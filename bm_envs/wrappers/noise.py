@@ -20,6 +20,8 @@ class ObservationNoise(SeededWrapper):
 
     def __init__(self, env, scales: dict[str, float] | None = None):
         super().__init__(env)
+        if scales is not None and not isinstance(scales, dict):
+            raise ValueError(f"obs_noise scales must be a dict of per-term scales, got {scales!r}")
         s = dict(DEFAULT_SCALES)
         for k, v in (scales or {}).items():
             if k not in s:

@@ -61,7 +61,7 @@ class RandomizationConfig:
             v = getattr(self, f.name)
             if v is None:
                 continue
-            if len(v) != 2 or not all(np.isfinite(v)) or v[0] > v[1]:
+            if not isinstance(v, (tuple, list, np.ndarray)) or len(v) != 2 or not all(np.isfinite(v)) or v[0] > v[1]:
                 raise ValueError(f"RandomizationConfig.{f.name} must be (lo, hi) with lo <= hi, got {v!r}")
         for name in ("friction", "mass_scale", "kp_scale", "kd_scale", "armature_scale", "push_interval_s"):
             v = getattr(self, name)
@@ -76,7 +76,7 @@ class RandomizationConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown randomization field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: (None if v is None else tuple(v)) for k, v in d.items()})
+        return cls(**{k: (tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else v) for k, v in d.items()})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +142,8 @@ class DomainRandomization(SeededWrapper):
         super().__init__(env)
         if isinstance(config, dict):
             config = RandomizationConfig.from_dict(config)
+        if config is not None and not isinstance(config, RandomizationConfig):
+            raise ValueError(f"randomize must be True, a dict of ranges or a RandomizationConfig, got {config!r}")
         self.config = config or RandomizationConfig()
         self._nominal = nominal_params(env.unwrapped.model)
 
@@ -176,4 +178,5 @@ class DomainRandomization(SeededWrapper):
                 ang[2] = self.rng.uniform(*c.push_ang_vel_yaw)
             base.apply_push(lin, ang)
             self._next_push = base.time + self._draw_interval()
+            out[4]["pushes"] = base._push_count  # the push lands after this step's info was built
         return out
