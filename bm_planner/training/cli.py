@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         item = train_ds[0]
         dims = {"state_dim": int(item["states"].shape[-1]), "action_dim": int(item["actions"].shape[-1])}
         config = config.replace(model=dims)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        # the agent needs the state layout (tracked bodies) to encode observations like the data did
+        (out / "state_layout.json").write_text(json.dumps(train_ds.state_rep.layout(), indent=2))
         trainer = DDPMTrainer(
             config,
             train_ds,

@@ -1,0 +1,232 @@
+"""DiffusionAgent: the state–action diffusion planner as a drop-in, SB3-style policy for the bm envs.
+
+Receding horizon (timing at 50 Hz, N = 4 history steps, plan of H = 16 states)::
+
+    obs:      o_{t-4} o_{t-3} o_{t-2} o_{t-1} o_t                   ← from the env (kept in a FIFO)
+    states:   s_{t-4} ....................... s_t | s_{t+1} ... s_{t+16}   (planned)
+    actions:  a_{t-4} ................ a_{t-1}    | a_t ... a_{t+7}         (planned; a_t.. executed)
+
+Every ``replan_every`` steps the agent encodes the last N+1 observations (``StateRepresentation``, reference frame
+= the current step's character frame), samples a plan with the history inpainted, and queues the first
+``replan_every`` planned actions; the actions it executes become the next history actions. Before N steps of
+history exist, the first observation is repeated and the history actions are the default pose (0).
+
+Guidance: the task is read from the observation (``command`` → :class:`JoystickCost`, ``waypoints_w`` →
+:class:`WaypointCost` over the remaining goals, ``obstacles`` → + :class:`ObstacleAvoidanceCost`) unless a cost is
+given explicitly; ``guidance_scale = 0`` plans unguided.
+
+Out of distribution: when the normalized history leaves the training range (``|z| > ood_threshold`` anywhere)
+or the pelvis is below the fall height, ``agent.info["ood"]`` is set and the agent returns the safe action
+(hold the default pose, action 0) instead of a plan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bm_envs import g1_constants as g1
+from bm_planner.data.state import StateRepresentation
+from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
+from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost
+from bm_planner.guidance.sdf import SignedDistanceField
+
+#: Approximate radius (m) of the sphere around each tracked body, for the obstacle cost.
+DEFAULT_BODY_RADIUS = {"torso_link": 0.2, "left_hip_roll_link": 0.12, "right_hip_roll_link": 0.12}
+OBS_KEYS = ("root_pos_w", "root_quat_w", "root_lin_vel_w", "body_pos_w", "body_lin_vel_w")
+
+
+@dataclass
+class AgentConfig:
+    """Inference settings. ``num_steps``: denoising steps per plan (≤ K); ``sampler``: "ddpm" | "ddim";
+    ``replan_every``: control steps executed per plan (1 … action_loss_steps); ``guidance_scale`` ≥ 0."""
+
+    num_steps: int = 10
+    sampler: str = "ddim"
+    replan_every: int = 2
+    guidance_scale: float = 0.0
+    guidance_max_grad_norm: float = 10.0
+    guidance_stop_below: int = 0
+    obstacle_weight: float = 1.0
+    ood_threshold: float = 12.0
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"AgentConfig.sampler must be 'ddpm' or 'ddim', got {self.sampler=}")
+        if not 1 <= self.num_steps <= 1000:
+            raise ValueError(f"AgentConfig.num_steps must be in [1, 1000], got {self.num_steps=}")
+        if not 1 <= self.replan_every <= 16:
+            raise ValueError(f"AgentConfig.replan_every must be in [1, 16], got {self.replan_every=}")
+        if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
+            raise ValueError(f"AgentConfig.guidance_scale must be finite and >= 0, got {self.guidance_scale=}")
+        if not self.ood_threshold > 0:
+            raise ValueError(f"AgentConfig.ood_threshold must be > 0, got {self.ood_threshold=}")
+
+
+def _check_obs(obs) -> dict:
+    if isinstance(obs, tuple) and len(obs) == 2 and isinstance(obs[1], dict):
+        raise ValueError("predict() got an (obs, info) tuple: pass only the observation returned by env.reset()")
+    if not isinstance(obs, dict):
+        raise ValueError(f"predict() expects a bm env observation dict, got {type(obs).__name__}")
+    for k in OBS_KEYS:
+        if k not in obs:
+            raise ValueError(f"observation lacks {k!r}: use an unwrapped-observation bm env (has {sorted(obs)})")
+        v = np.asarray(obs[k])
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"obs[{k!r}] contains NaN or inf")
+    if np.asarray(obs["root_pos_w"]).shape != (3,):
+        raise ValueError(f"predict() takes one unbatched observation; obs['root_pos_w'] has shape "
+                         f"{np.shape(obs['root_pos_w'])}")  # fmt: skip
+    return obs
+
+
+class DiffusionAgent:
+    """SB3-style planner policy: ``predict(obs, state=None, episode_start=None, deterministic=True)``.
+
+    Args: ``model`` (:class:`StateActionDiffusionModel`), ``normalizer`` (data normalizer module),
+    ``state_rep`` (the data's :class:`StateRepresentation`), ``config`` (:class:`AgentConfig`), ``cost``
+    (an explicit :class:`Cost`, else the task is read from observations).
+    """
+
+    def __init__(self, model, normalizer, state_rep: StateRepresentation, config: AgentConfig | None = None,
+                 cost: Cost | None = None, device: str = "cpu"):  # fmt: skip
+        self.model = model.to(device).eval()
+        self.normalizer = normalizer.to(device)
+        self.rep = state_rep
+        self.config = config or AgentConfig()
+        self.cost = cost
+        self.device = torch.device(device)
+        mc = model.config
+        if mc.state_dim != state_rep.dim:
+            raise ValueError(f"model state_dim {mc.state_dim} != state representation dim {state_rep.dim}")
+        self.N = mc.n_history
+        if self.config.replan_every > mc.action_horizon:
+            raise ValueError(f"replan_every {self.config.replan_every} exceeds the planned actions {mc.action_horizon}")
+        self.body_radii = np.array([DEFAULT_BODY_RADIUS.get(b, 0.08) for b in state_rep.bodies])
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        self.path: str | None = None
+        self.reset()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, path: str | Path, config: AgentConfig | None = None, device: str = "cpu", **kw):
+        """Load a checkpoint directory (or a run directory: its latest checkpoint). The state layout comes from
+        ``state_layout.json`` next to the checkpoint (or in the run directory), else from the state dimension."""
+        from bm_planner.training.checkpoint import load_diffusion_model, load_normalizer
+
+        model, ckpt = load_diffusion_model(Path(path), use_ema=True, device=device)
+        normalizer = load_normalizer(ckpt)
+        layout = None
+        for d in (Path(ckpt.path), Path(ckpt.path).parent, Path(ckpt.path).parent.parent, Path(path)):
+            if (d / "state_layout.json").is_file():
+                layout = json.loads((d / "state_layout.json").read_text())
+                break
+        if layout is not None:
+            rep = StateRepresentation(layout["bodies"])
+        else:
+            k = (model.config.state_dim - 9) // 6
+            rep = StateRepresentation("all" if k == g1.NUM_BODIES else "default")
+        agent = cls(model, normalizer, rep, config=config, device=device, **kw)
+        agent.path = str(ckpt.path)
+        return agent
+
+    load = from_pretrained
+
+    def save(self, path: str | Path) -> None:
+        """Write the agent config next to a checkpoint (weights are saved by the trainer)."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "agent_config.json").write_text(json.dumps(asdict(self.config), indent=2))
+
+    # ------------------------------------------------------------------ episode state
+    def reset(self) -> None:
+        self._obs: deque[dict] = deque(maxlen=self.N + 1)
+        self._acts: deque[np.ndarray] = deque(maxlen=self.N)
+        self._queue: deque[np.ndarray] = deque()
+        self._gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        self._waypoints: WaypointCost | None = None
+        self.last_plan = None
+        self.info: dict = {"ood": False, "plan_time_s": 0.0, "plans": 0}
+
+    # ------------------------------------------------------------------ task costs
+    def task_cost(self, obs: dict) -> Cost | None:
+        """The cost for this observation's task (explicit ``cost`` wins)."""
+        if self.cost is not None:
+            return self.cost
+        cost: Cost | None = None
+        if "command" in obs:
+            c = np.asarray(obs["command"], dtype=np.float64)
+            cost = JoystickCost(c[:2], yaw_rate=float(c[2]))
+        elif "waypoints_w" in obs:
+            wp = np.asarray(obs["waypoints_w"], dtype=np.float64)
+            remaining = wp[wp[:, 2] > 0, :2]
+            if len(remaining):
+                cost = WaypointCost(remaining)
+        if "obstacles" in obs:
+            rows = np.asarray(obs["obstacles"], dtype=np.float64)
+            if (rows[:, 0] > 0).any():
+                oc = self.config.obstacle_weight * ObstacleAvoidanceCost(SignedDistanceField(rows), self.body_radii)
+                cost = oc if cost is None else cost + oc
+        return cost
+
+    # ------------------------------------------------------------------ acting
+    def _history(self) -> tuple[torch.Tensor, torch.Tensor]:
+        obs = list(self._obs)
+        obs = [obs[0]] * (self.N + 1 - len(obs)) + obs
+        window = {k: np.stack([np.asarray(o[k], dtype=np.float64) for o in obs]) for k in OBS_KEYS}
+        states = self.rep.encode(window, ref_index=self.N)
+        acts = list(self._acts)
+        acts = [np.zeros(g1.NUM_JOINTS)] * (self.N - len(acts)) + acts
+        s = torch.as_tensor(states, dtype=torch.float32, device=self.device)[None]
+        a = torch.as_tensor(np.stack(acts), dtype=torch.float32, device=self.device)[None]
+        return self.normalizer.normalize_states(s), self.normalizer.normalize_actions(a)
+
+    def _plan(self, obs: dict) -> np.ndarray:
+        hs, ha = self._history()
+        z = float(torch.cat([hs.abs().flatten(), ha.abs().flatten()]).max())
+        fallen = float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT
+        self.info["history_max_z"] = z
+        if z > self.config.ood_threshold or fallen:
+            self.info["ood"] = True
+            return np.zeros((self.config.replan_every, g1.NUM_JOINTS), dtype=np.float32)
+        guidance = None
+        if self.config.guidance_scale > 0:
+            cost = self.task_cost(obs)
+            if cost is not None:
+                ref_pos, ref_yaw = self.rep.reference_frame(obs)
+                gcfg = GuidanceConfig(self.config.guidance_scale, self.config.guidance_max_grad_norm,
+                                      self.config.guidance_stop_below)  # fmt: skip
+                guidance = ClassifierGuidance(cost, self.rep, self.normalizer, ref_pos, ref_yaw, gcfg)
+        t0 = time.perf_counter()
+        plan = self.model.sample(hs, ha, num_steps=self.config.num_steps, sampler=self.config.sampler,
+                                 guidance=guidance, generator=self._gen)  # fmt: skip
+        self.info["plan_time_s"] = time.perf_counter() - t0
+        self.info["plans"] += 1
+        self.last_plan = plan
+        acts = self.normalizer.unnormalize_actions(plan.actions[:, self.N : self.N + self.config.replan_every])
+        return acts[0].detach().cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
+        """One action (29,) float32 for one observation; ``(action, state)`` like SB3 (``state`` passes through)."""
+        obs = _check_obs(obs)
+        if episode_start is not None and bool(np.any(episode_start)):
+            self.reset()
+        self._obs.append(obs)
+        if not self._queue:
+            self._queue.extend(self._plan(obs))
+        action = self._queue.popleft()
+        self._acts.append(action.astype(np.float64))
+        return action, state
+
+
+__all__ = ["AgentConfig", "DiffusionAgent"]
