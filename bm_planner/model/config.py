@@ -179,7 +179,7 @@ def replace_checked(base: Any, data: dict[str, Any], section: str) -> Any:
 
 #: ``base`` is the paper's size (≈ 20 M parameters); ``small`` trains on a 2-core CPU; ``large`` for a GPU.
 MODEL_PRESETS: dict[str, ModelConfig] = {
-    "small": ModelConfig(width=256, depth=4, heads=4, attn_dropout=0.0, action_loss_weight=3.0),
+    "small": ModelConfig(width=128, depth=4, heads=4, attn_dropout=0.0, action_loss_weight=3.0),
     "base": ModelConfig(width=512, depth=6, heads=4, attn_dropout=0.3),
     "large": ModelConfig(width=768, depth=8, heads=8, attn_dropout=0.3),
 }

@@ -105,13 +105,13 @@ class TrainConfig:
 #: ``small`` is the CPU recipe: small batch, higher LR, short warm-up, many steps (see feasibility.md).
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "small": TrainConfig(
-        total_steps=30_000,
+        total_steps=16_000,
         batch_size=64,
-        lr=5e-4,
-        warmup_steps=1_000,
+        lr=1e-3,
+        warmup_steps=500,
         min_lr_ratio=0.1,
         eval_every=2_000,
-        ckpt_every=1_000,
+        ckpt_every=500,
     ),
     "base": TrainConfig(
         total_steps=300_000, batch_size=512, lr=1e-4, warmup_steps=10_000, eval_every=5_000, ckpt_every=5_000
