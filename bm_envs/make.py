@@ -32,7 +32,7 @@ def _env_class(task: str):
 
 def make_g1_env(task: str, randomize=False, latency_ms=None, obs_noise=False, **kwargs) -> gym.Env:
     env = _env_class(task)(**kwargs)
-    if randomize:
+    if randomize is not False and randomize is not None:  # {} = defaults, not "off"
         env = DomainRandomization(env, None if randomize is True else randomize)
     if latency_ms is not None:
         env = ActionLatency(env, latency_ms)

@@ -1,0 +1,272 @@
+"""``bm-eval-expert``: seeded trials of the Stage-1 expert (+ a command law) on an evaluation suite.
+
+Suites:
+
+* ``joystick-random`` — ``BM-G1-Joystick-v0`` with its default random command schedule (|v| ≤ 0.8 m/s,
+  yaw rate ≤ 0.8 rad/s, new command every 1.5–4 s), 20 s episodes.
+* ``--scenario FILE`` — any scenario JSON (``../shared/scenarios/README.md``).
+
+The policy is :class:`~bm_envs.experts.ExpertPolicy`; in waypoint/obstacle envs it is driven by
+:class:`~bm_envs.command_laws.PurePursuit` (``avoid_obstacles=True`` in ``BM-G1-Obstacle-v0``), in the joystick env
+by the env's own command. Domain randomization with pushes and 0–100 ms action latency are on by default.
+Trial ``i`` resets with seed ``--seed + i``, so a trial's outcome does not depend on ``--workers``.
+Trials run in ``--workers`` processes (one env each). Writes ``eval.json`` (config, summary, per-trial outcomes)
+and ``summary.md`` to ``--out``. Example::
+
+    nice -n 10 bm-eval-expert --suite joystick-random --trials 50 --workers 2 --out outputs/eval/joystick-random
+    nice -n 10 bm-eval-expert --scenario ../shared/scenarios/forest-small.json --trials 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from bm_envs.eval_report import markdown_summary, summarize, write_atomic  # noqa: E402
+from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
+from bm_envs.scenario import load_scenario  # noqa: E402
+
+SUITES = {"joystick-random": "BM-G1-Joystick-v0"}
+#: Keys every per-trial outcome has (``None`` where the env does not define the quantity).
+TRIAL_KEYS = ("trial", "seed", "success", "fell", "collided", "time_to_goal_s", "min_clearance_m",
+              "vel_error_mean", "goals_reached", "steps", "duration_s", "action_delay_ms", "pushes")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate. ``scenario``: path of a scenario JSON or ``None`` for ``suite``; ``randomization``: fields
+    of :class:`~bm_envs.wrappers.RandomizationConfig` that replace its defaults (``None`` switches a term off);
+    ``latency_ms``: (lo, hi) ms or ``None`` for no latency wrapper; ``time_limit_s`` overrides the episode length
+    (s); ``pursuit``: :class:`~bm_envs.command_laws.PurePursuit` fields for waypoint/obstacle envs."""
+
+    suite: str = "joystick-random"
+    scenario: str | None = None
+    trials: int = 50
+    seed: int = 0
+    workers: int = 2
+    randomize: bool = True
+    randomization: dict[str, Any] | None = None
+    latency_ms: tuple[float, float] | None = (0.0, 100.0)
+    pursuit: dict[str, Any] | None = None
+    expert: str = "fastsac"
+    time_limit_s: float | None = None
+    video_trial: int | None = None
+    out: str = "outputs/eval"
+
+    def __post_init__(self):
+        if self.scenario is None and self.suite not in SUITES:
+            raise ValueError(f"unknown suite {self.suite!r}; known: {sorted(SUITES)} (or give a scenario file)")
+        if self.trials < 1 or self.workers < 1:
+            raise ValueError(f"trials and workers must be >= 1, got {self.trials=}, {self.workers=}")
+        if self.randomization is not None:
+            if not self.randomize:
+                raise ValueError("randomization overrides given but randomize is off")
+            self.dr_config()  # validates
+        self.make_law()  # validates the pursuit overrides
+        if self.latency_ms is not None:
+            lo, hi = self.latency_ms
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
+                raise ValueError(f"latency_ms must be (lo, hi) with 0 <= lo <= hi, got {self.latency_ms!r}")
+        if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
+            raise ValueError(f"time_limit_s must be a positive number, got {self.time_limit_s!r}")
+        if self.video_trial is not None and not 0 <= self.video_trial < self.trials:
+            raise ValueError(f"video_trial must be in [0, {self.trials}), got {self.video_trial!r}")
+
+    def dr_config(self):
+        """The :class:`~bm_envs.wrappers.RandomizationConfig` in force, or ``None`` when randomization is off."""
+        from bm_envs.wrappers import RandomizationConfig
+
+        if not self.randomize:
+            return None
+        if self.randomization is not None and not isinstance(self.randomization, dict):
+            raise ValueError(f"randomization overrides must be a dict of field -> [lo, hi] | null, got "
+                             f"{self.randomization!r}")  # fmt: skip
+        return RandomizationConfig.from_dict(self.randomization or {})
+
+    def make_law(self):
+        """The command law of this suite's env: ``None`` (joystick) or a PurePursuit (avoiding in obstacle envs)."""
+        from bm_envs.command_laws import PurePursuit
+
+        if self.pursuit is not None and not isinstance(self.pursuit, dict):
+            raise ValueError(f"pursuit overrides must be a dict of PurePursuit fields, got {self.pursuit!r}")
+        if self.env_id == "BM-G1-Joystick-v0":
+            return None
+        kwargs = {"avoid_obstacles": self.env_id == "BM-G1-Obstacle-v0", **(self.pursuit or {})}
+        try:
+            return PurePursuit(**kwargs)
+        except TypeError as e:
+            raise ValueError(f"bad pursuit overrides {self.pursuit!r}: {e}") from None
+
+    @property
+    def env_id(self) -> str:
+        return load_scenario(self.scenario).env if self.scenario else SUITES[self.suite]
+
+    @property
+    def name(self) -> str:
+        return load_scenario(self.scenario).name if self.scenario else self.suite
+
+
+# ---------------------------------------------------------------------- worker side
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(cfg: EvalConfig) -> None:
+    """Build this process's env and policy (one of each per process)."""
+    import gymnasium as gym
+
+    import bm_envs  # noqa: F401
+    from bm_envs.experts import ExpertPolicy
+
+    env_id = cfg.env_id
+    # a RandomizationConfig (not a dict: an empty dict would read as "off")
+    kwargs: dict[str, Any] = {"randomize": cfg.dr_config() or False, "latency_ms": cfg.latency_ms}
+    if cfg.scenario:
+        kwargs["scenario"] = cfg.scenario
+    if cfg.time_limit_s is not None:
+        kwargs["time_limit_s"] = cfg.time_limit_s
+    if cfg.video_trial is not None:
+        kwargs["render_mode"] = "rgb_array"  # the renderer is created only when a frame is requested
+    _WORKER.update(env=gym.make(env_id, **kwargs), policy=ExpertPolicy(cfg.expert, law=cfg.make_law()), cfg=cfg)
+
+
+VIDEO_FPS = 25
+
+
+def _run_trial(trial: int) -> dict[str, Any]:
+    cfg: EvalConfig = _WORKER["cfg"]
+    env, policy = _WORKER["env"], _WORKER["policy"]
+    seed = cfg.seed + trial
+    last: dict[str, Any] = {"steps": 0}
+    writer = None
+    if trial == cfg.video_trial:  # frames stream to the file (a 40 s episode in memory would be ~1 GB)
+        import imageio.v2 as imageio
+
+        video_path = Path(cfg.out) / f"trial{trial:03d}.mp4"
+        writer = imageio.get_writer(video_path, fps=VIDEO_FPS, macro_block_size=1)
+    every = max(1, round(env.metadata["render_fps"] / VIDEO_FPS))
+
+    def on_step(obs, info):
+        last["pushes"] = info.get("pushes", 0)
+        last["steps"] += 1
+        if writer is not None and last["steps"] % every == 0:
+            writer.append_data(env.render())
+
+    t0 = time.perf_counter()
+    try:
+        outcome, _ = run_episode(env, policy, seed=seed, on_step=on_step)
+    finally:
+        if writer is not None:
+            writer.close()
+    row = {k: outcome.get(k) for k in TRIAL_KEYS}
+    row.update(trial=trial, seed=seed, pushes=last.get("pushes", 0), wall_s=time.perf_counter() - t0)
+    row["collided"] = bool(outcome.get("collided", False))
+    if cfg.randomize:  # the episode's floor friction draw (still in the model after the episode)
+        base = env.unwrapped
+        row["friction"] = float(base.model.geom_friction[base.idx.floor_geom, 0])
+    if writer is not None:
+        row["video"] = str(video_path)
+    return to_jsonable(row)
+
+
+# ---------------------------------------------------------------------- main side
+def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
+    """Run all trials of ``cfg`` (in ``cfg.workers`` processes when > 1) and write ``eval.json`` + ``summary.md``."""
+    from tqdm import tqdm
+
+    name, env_id = cfg.name, cfg.env_id  # validates the scenario file before any worker starts
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.trials, desc=name, disable=not progress, unit="trial")
+    rows = []
+    if cfg.workers == 1:
+        _init_worker(cfg)
+        try:
+            for i in range(cfg.trials):
+                rows.append(_run_trial(i))
+                bar.update()
+        finally:
+            _WORKER.pop("env").close()
+    else:
+        with mp.get_context("spawn").Pool(min(cfg.workers, cfg.trials), _init_worker, (cfg,)) as pool:
+            for row in pool.imap_unordered(_run_trial, range(cfg.trials)):
+                rows.append(row)
+                bar.update()
+    bar.close()
+    rows.sort(key=lambda r: r["trial"])
+    summary = summarize(rows)
+    result = {"suite": name, "env": env_id, "config": asdict(cfg), "wall_s": time.perf_counter() - t0,
+              "summary": summary, "trials": rows}  # fmt: skip
+    write_atomic(Path(cfg.out) / "eval.json", json.dumps(to_jsonable(result), indent=2))
+    write_atomic(Path(cfg.out) / "summary.md", markdown_summary(name, cfg, summary))
+    return result
+
+
+def _parse_json_arg(flag: str, text: str) -> dict[str, Any]:
+    """A CLI argument given as inline JSON or as the path of a JSON file holding an object."""
+    path = Path(text)
+    if not text.lstrip().startswith("{") and path.suffix == ".json":
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ValueError(f"{flag}: cannot read {path}: {e}") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag}: malformed JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{flag}: expected a JSON object, got {d!r}")
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--suite", default="joystick-random", choices=sorted(SUITES))
+    g.add_argument("--scenario", default=None, help="scenario JSON file (overrides --suite)")
+    p.add_argument("--trials", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0, help="trial i uses seed SEED + i")
+    p.add_argument("--workers", type=int, default=2, help="processes (one env each)")
+    p.add_argument("--no-randomize", action="store_true", help="switch off domain randomization and pushes")
+    p.add_argument("--latency-ms", type=float, nargs=2, default=(0.0, 100.0), metavar=("LO", "HI"),
+                   help="action latency range per episode (ms); 0 0 for none")  # fmt: skip
+    p.add_argument("--randomization", default=None, metavar="JSON",
+                   help="RandomizationConfig overrides as JSON or a .json file, e.g. '{\"friction\": [0.5, 1.25]}'")
+    p.add_argument("--pursuit", default=None, metavar="JSON",
+                   help="PurePursuit overrides (waypoint/obstacle envs) as JSON or a .json file")
+    p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
+    p.add_argument("--time-limit-s", type=float, default=None, help="override the episode length (s)")
+    p.add_argument("--video", action="store_true", help="record trial 0 as an mp4 in --out")
+    p.add_argument("--out", default=None, help="output folder (default outputs/eval/<suite>)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        overrides = _parse_json_arg("--randomization", args.randomization) if args.randomization else None
+        pursuit = _parse_json_arg("--pursuit", args.pursuit) if args.pursuit else None
+        cfg = EvalConfig(
+            suite=args.suite, scenario=args.scenario, trials=args.trials, seed=args.seed, workers=args.workers,
+            randomize=not args.no_randomize, randomization=overrides, pursuit=pursuit,
+            latency_ms=tuple(args.latency_ms), expert=args.expert, time_limit_s=args.time_limit_s,
+            video_trial=0 if args.video else None, out=args.out or "",
+        )  # fmt: skip
+        name = cfg.name
+    except ValueError as e:  # includes ScenarioError (bad or missing scenario file)
+        p.error(str(e))
+    if not args.out:
+        cfg = EvalConfig(**{**asdict(cfg), "out": str(Path("outputs/eval") / name)})
+    result = evaluate(cfg, progress=not args.no_progress)
+    print(markdown_summary(result["suite"], cfg, result["summary"]))
+    print(f"wrote {Path(cfg.out) / 'eval.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
