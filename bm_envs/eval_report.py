@@ -72,6 +72,9 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     out["fall_rate_by_latency_ms"] = _rate_by_bin(trials, "action_delay_ms", "fell", 20.0)
     if any("friction" in t for t in trials):
         out["fall_rate_by_friction"] = _rate_by_bin(trials, "friction", "fell", 0.1)
+    plan = [t["plan_time_ms"] for t in trials if t.get("plan_time_ms") is not None]
+    out["plan_time_ms_mean"] = _mean(plan)
+    out["ood_rate"] = sum(bool(t.get("ood")) for t in trials) / n if plan else None
     out["sim_s_per_wall_s"] = sum(t["duration_s"] for t in trials) / max(sum(t["wall_s"] for t in trials), 1e-9)
     return out
 
@@ -92,7 +95,7 @@ def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
         f"Mean velocity error of the trials that did not fall: {_fmt(s['vel_error_mean_not_fallen'])}.\n")
     rate = lambda k: f"{100 * s[k]:.1f} % [{100 * s[k + '_ci95'][0]:.0f}, {100 * s[k + '_ci95'][1]:.0f}]"  # noqa: E731
     return (
-        f"Expert `{cfg.expert}` on `{name}` ({cfg.env_id}); randomization {dr}, latency {lat}; "
+        f"{_policy_name(cfg)} on `{name}` ({cfg.env_id}); randomization {dr}, latency {lat}; "
         f"seeds {cfg.seed}–{cfg.seed + cfg.trials - 1}{law}. Rates with 95 % Wilson intervals.\n\n"
         "| suite | trials | success | fall | collision | mean vel error | mean time to goal (s) | min clearance (m) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|\n"
@@ -100,4 +103,14 @@ def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
         f"{_fmt(s['vel_error_mean'])} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | {_fmt(s['min_clearance_m_min'])} |\n"
         f"\n{verr}Falls by action latency (ms): {by_lat or '–'}\n"
         + (f"Falls by floor friction: {by_fr}\n" if by_fr else "")
+        + (f"Mean plan latency: {_fmt(s['plan_time_ms_mean'], '.1f')} ms; out-of-distribution fallbacks in "
+           f"{100 * s['ood_rate']:.0f} % of trials.\n" if s.get("plan_time_ms_mean") is not None else "")
     )
+
+
+def _policy_name(cfg) -> str:
+    policy = getattr(cfg, "policy", "expert")
+    if policy == "expert":
+        return f"Expert `{cfg.expert}`"
+    agent = f" (agent {json.dumps(cfg.agent)})" if getattr(cfg, "agent", None) else ""
+    return f"Policy `{policy}`{agent}"

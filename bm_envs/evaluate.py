@@ -58,6 +58,8 @@ class EvalConfig:
     latency_ms: tuple[float, float] | None = (0.0, 100.0)
     pursuit: dict[str, Any] | None = None
     expert: str = "fastsac"
+    policy: str = "expert"  # "expert" | "diffusion:CKPT_OR_RUN_DIR" | "bc:DIR"
+    agent: dict[str, Any] | None = None  # AgentConfig overrides for the diffusion / bc policies
     time_limit_s: float | None = None
     video_trial: int | None = None
     out: str = "outputs/eval"
@@ -72,6 +74,9 @@ class EvalConfig:
                 raise ValueError("randomization overrides given but randomize is off")
             self.dr_config()  # validates
         self.make_law()  # validates the pursuit overrides
+        kind, _, path = self.policy.partition(":")
+        if kind not in ("expert", "diffusion", "bc") or (kind != "expert" and not path):
+            raise ValueError(f"policy must be 'expert', 'diffusion:PATH' or 'bc:PATH', got {self.policy!r}")
         if self.latency_ms is not None:
             lo, hi = self.latency_ms
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
@@ -135,7 +140,30 @@ def _init_worker(cfg: EvalConfig) -> None:
         kwargs["time_limit_s"] = cfg.time_limit_s
     if cfg.video_trial is not None:
         kwargs["render_mode"] = "rgb_array"  # the renderer is created only when a frame is requested
-    _WORKER.update(env=gym.make(env_id, **kwargs), policy=ExpertPolicy(cfg.expert, law=cfg.make_law()), cfg=cfg)
+    _WORKER.update(env=gym.make(env_id, **kwargs), policy=make_policy(cfg), cfg=cfg)
+
+
+def make_policy(cfg: EvalConfig):
+    """The policy under evaluation: the expert (+ command law), the diffusion planner or the BC baseline."""
+    from bm_envs.experts import ExpertPolicy
+
+    kind, _, path = cfg.policy.partition(":")
+    if kind == "expert":
+        return ExpertPolicy(cfg.expert, law=cfg.make_law())
+    import torch
+
+    from bm_planner.agent import AgentConfig, DiffusionAgent
+
+    torch.set_num_threads(1)  # one core per worker process
+    agent_cfg = AgentConfig(**(cfg.agent or {}))
+    if kind == "diffusion":
+        return DiffusionAgent.from_pretrained(path, agent_cfg)
+    from bm_planner.baselines.bc import BCModel
+    from bm_planner.data.state import StateRepresentation
+
+    model, norm, layout = BCModel.load(Path(path))
+    return DiffusionAgent(model, norm, StateRepresentation(layout["bodies"]), AgentConfig(**{**(cfg.agent or {}),
+                                                                                           "replan_every": 1}))
 
 
 VIDEO_FPS = 25
@@ -169,6 +197,9 @@ def _run_trial(trial: int) -> dict[str, Any]:
     row = {k: outcome.get(k) for k in TRIAL_KEYS}
     row.update(trial=trial, seed=seed, pushes=last.get("pushes", 0), wall_s=time.perf_counter() - t0)
     row["collided"] = bool(outcome.get("collided", False))
+    if hasattr(policy, "info"):  # planner: plan latency and out-of-distribution flag
+        row["plan_time_ms"] = 1000.0 * policy.info.get("plan_time_total_s", 0.0) / max(policy.info.get("plans", 0), 1)
+        row["ood"] = bool(policy.info.get("ood", False))
     if cfg.randomize:  # the episode's floor friction draw (still in the model after the episode)
         base = env.unwrapped
         row["friction"] = float(base.model.geom_friction[base.idx.floor_geom, 0])
@@ -243,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pursuit", default=None, metavar="JSON",
                    help="PurePursuit overrides (waypoint/obstacle envs) as JSON or a .json file")
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
+    p.add_argument("--policy", default="expert", help="expert | diffusion:CKPT_OR_RUN_DIR | bc:DIR")
+    p.add_argument("--agent", default=None, metavar="JSON", help="AgentConfig overrides, e.g. '{\"guidance_scale\": 1}'")
     p.add_argument("--time-limit-s", type=float, default=None, help="override the episode length (s)")
     p.add_argument("--video", action="store_true", help="record trial 0 as an mp4 in --out")
     p.add_argument("--out", default=None, help="output folder (default outputs/eval/<suite>)")
@@ -255,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             suite=args.suite, scenario=args.scenario, trials=args.trials, seed=args.seed, workers=args.workers,
             randomize=not args.no_randomize, randomization=overrides, pursuit=pursuit,
             latency_ms=tuple(args.latency_ms), expert=args.expert, time_limit_s=args.time_limit_s,
+            policy=args.policy, agent=_parse_json_arg("--agent", args.agent) if args.agent else None,
             video_trial=0 if args.video else None, out=args.out or "",
         )  # fmt: skip
         name = cfg.name

@@ -155,7 +155,7 @@ class DiffusionAgent:
         self._gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self._waypoints: WaypointCost | None = None
         self.last_plan = None
-        self.info: dict = {"ood": False, "plan_time_s": 0.0, "plans": 0}
+        self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0}
 
     # ------------------------------------------------------------------ task costs
     def task_cost(self, obs: dict) -> Cost | None:
@@ -210,6 +210,7 @@ class DiffusionAgent:
         plan = self.model.sample(hs, ha, num_steps=self.config.num_steps, sampler=self.config.sampler,
                                  guidance=guidance, generator=self._gen)  # fmt: skip
         self.info["plan_time_s"] = time.perf_counter() - t0
+        self.info["plan_time_total_s"] += self.info["plan_time_s"]
         self.info["plans"] += 1
         self.last_plan = plan
         acts = self.normalizer.unnormalize_actions(plan.actions[:, self.N : self.N + self.config.replan_every])

@@ -1,0 +1,1 @@
+"""Baselines for the planner: behaviour cloning on the same Stage-2 windows."""
