@@ -25,7 +25,9 @@ from bm_envs.hardware import BridgeProcess, KinematicOdometry, SafetyFault
 from bm_envs.hardware.messages import CommandFrame, lowcmd_msg, pack_lowcmd
 from bm_envs.hardware.sdk import close_endpoint
 
-pytestmark = pytest.mark.timeout(180)
+# Real-time tests on a shared 2-core machine: a process starved for > 100 ms trips the watchdog exactly as a
+# real late message would (that is the safety layer working). Rerun such a test up to twice before failing.
+pytestmark = [pytest.mark.flaky(reruns=2, reruns_delay=1), pytest.mark.timeout(180)]
 XY_TOL_M, JOINT_TOL_RAD = 0.15, 0.05  # typical 1-3 cm / 0.005 rad; 10 cm seen once at load 7.6 on 2 cores
 TABLE: list[tuple] = []
 
