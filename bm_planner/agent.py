@@ -36,6 +36,7 @@ from bm_envs import g1_constants as g1
 from bm_planner.data.state import StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost
+from bm_planner.guidance.rolling import RollingGuidanceInference
 from bm_planner.guidance.sdf import SignedDistanceField
 
 #: Approximate radius (m) of the sphere around each tracked body, for the obstacle cost.
@@ -46,11 +47,15 @@ OBS_KEYS = ("root_pos_w", "root_quat_w", "root_lin_vel_w", "body_pos_w", "body_l
 @dataclass
 class AgentConfig:
     """Inference settings. ``num_steps``: denoising steps per plan (≤ K); ``sampler``: "ddpm" | "ddim";
-    ``replan_every``: control steps executed per plan (1 … action_loss_steps); ``guidance_scale`` ≥ 0."""
+    ``replan_every``: control steps executed per plan (1 … action_loss_steps); ``guidance_scale`` ≥ 0;
+    ``warm_start``: rolling inference (:class:`RollingGuidanceInference`: the previous plan re-noised to the model's
+    warm-start levels, ``warm_steps`` denoising steps, default proportional to ``num_steps``)."""
 
     num_steps: int = 10
     sampler: str = "ddim"
     replan_every: int = 2
+    warm_start: bool = False
+    warm_steps: int | None = None
     guidance_scale: float = 0.0
     guidance_max_grad_norm: float = 10.0
     guidance_stop_below: int = 0
@@ -76,7 +81,7 @@ def _check_obs(obs) -> dict:
     if isinstance(obs, tuple) and len(obs) == 2 and isinstance(obs[1], dict):
         raise ValueError("predict() got an (obs, info) tuple: pass only the observation returned by env.reset()")
     if not isinstance(obs, dict):
-        raise ValueError(f"predict() expects a bm env observation dict, got {type(obs).__name__}")
+        raise TypeError(f"predict() expects a bm env observation dict, got {type(obs).__name__}")
     for k in OBS_KEYS:
         if k not in obs:
             raise ValueError(f"observation lacks {k!r}: use an unwrapped-observation bm env (has {sorted(obs)})")
@@ -98,7 +103,8 @@ class DiffusionAgent:
     """
 
     def __init__(self, model, normalizer, state_rep: StateRepresentation, config: AgentConfig | None = None,
-                 cost: Cost | None = None, device: str = "cpu"):  # fmt: skip
+                 cost: Cost | None = None, device: str = "cpu", backend: str = "torch",
+                 onnx_path: str | Path | None = None):  # fmt: skip
         self.model = model.to(device).eval()
         self.normalizer = normalizer.to(device)
         self.rep = state_rep
@@ -114,12 +120,21 @@ class DiffusionAgent:
         self.body_radii = np.array([DEFAULT_BODY_RADIUS.get(b, 0.08) for b in state_rep.bodies])
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
+        self.backend = backend  # "torch" | "onnx" | "tensorrt": only the denoiser moves; sampler/guidance stay torch
+        if backend != "torch" or onnx_path is not None:
+            from bm_planner.export.ort import with_backend
+
+            self.model = with_backend(self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep)
+        self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
+                                                self.config.warm_start, warm_steps=self.config.warm_steps,
+                                                sampler=self.config.sampler)  # fmt: skip
         self.path: str | None = None
         self.reset()
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: AgentConfig | None = None, device: str = "cpu", **kw):
+    def from_pretrained(cls, path: str | Path, config: AgentConfig | None = None, device: str = "cpu",
+                        backend: str = "torch", **kw):  # fmt: skip
         """Load a checkpoint directory (or a run directory: its latest checkpoint). The state layout comes from
         ``state_layout.json`` next to the checkpoint (or in the run directory), else from the state dimension."""
         from bm_planner.training.checkpoint import load_diffusion_model, load_normalizer
@@ -136,7 +151,7 @@ class DiffusionAgent:
         else:
             k = (model.config.state_dim - 9) // 6
             rep = StateRepresentation("all" if k == g1.NUM_BODIES else "default")
-        agent = cls(model, normalizer, rep, config=config, device=device, **kw)
+        agent = cls(model, normalizer, rep, config=config, device=device, backend=backend, **kw)
         agent.path = str(ckpt.path)
         return agent
 
@@ -155,7 +170,9 @@ class DiffusionAgent:
         self._gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self._waypoints: WaypointCost | None = None
         self.last_plan = None
-        self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0}
+        if hasattr(self, "planner"):
+            self.planner.reset()
+        self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0, "warm_plans": 0}
 
     # ------------------------------------------------------------------ task costs
     def task_cost(self, obs: dict) -> Cost | None:
@@ -197,21 +214,25 @@ class DiffusionAgent:
         self.info["history_max_z"] = z
         if z > self.config.ood_threshold or fallen:
             self.info["ood"] = True
+            self.planner.reset()
+            self.last_plan = None
             return np.zeros((self.config.replan_every, g1.NUM_JOINTS), dtype=np.float32)
         guidance = None
+        ref_pos, ref_yaw = self.rep.reference_frame(obs)
         if self.config.guidance_scale > 0:
             cost = self.task_cost(obs)
             if cost is not None:
-                ref_pos, ref_yaw = self.rep.reference_frame(obs)
                 gcfg = GuidanceConfig(self.config.guidance_scale, self.config.guidance_max_grad_norm,
                                       self.config.guidance_stop_below)  # fmt: skip
                 guidance = ClassifierGuidance(cost, self.rep, self.normalizer, ref_pos, ref_yaw, gcfg)
         t0 = time.perf_counter()
-        plan = self.model.sample(hs, ha, num_steps=self.config.num_steps, sampler=self.config.sampler,
-                                 guidance=guidance, generator=self._gen)  # fmt: skip
+        executed = self.config.replan_every if self.last_plan is not None else None
+        plan = self.planner.plan(hs, ha, ref_pos[None], [ref_yaw], executed=executed, guidance=guidance,
+                                 generator=self._gen)  # fmt: skip
         self.info["plan_time_s"] = time.perf_counter() - t0
         self.info["plan_time_total_s"] += self.info["plan_time_s"]
         self.info["plans"] += 1
+        self.info["warm_plans"] += int(self.planner.last_was_warm)
         self.last_plan = plan
         acts = self.normalizer.unnormalize_actions(plan.actions[:, self.N : self.N + self.config.replan_every])
         return acts[0].detach().cpu().numpy().astype(np.float32)

@@ -316,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episode-s", type=float, default=d.episode_s, help="episode length (s)")
     p.add_argument("--episodes-per-shard", type=int, default=d.episodes_per_shard)
     p.add_argument("--latency-ms", type=float, nargs=2, default=d.latency_ms, metavar=("LO", "HI"))
+    p.add_argument("--friction", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="floor friction range of the domain randomization (default: RandomizationConfig's)")
     p.add_argument("--no-randomize", action="store_true", help="no domain randomization and no pushes")
     p.add_argument("--bodies", default="default", help="'default', 'all' or comma-separated body names")
     p.add_argument("--no-progress", action="store_true")
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     bodies = a.bodies if a.bodies in ("default", "all") else tuple(b.strip() for b in a.bodies.split(","))
     try:
         cfg = CollectConfig(seed=a.seed, expert=a.expert, episode_s=a.episode_s, episodes_per_shard=a.episodes_per_shard,
-                            latency_ms=tuple(a.latency_ms), randomize=not a.no_randomize, bodies=bodies)  # fmt: skip
+                            latency_ms=tuple(a.latency_ms), randomize=not a.no_randomize, bodies=bodies,
+                            friction=None if a.friction is None else tuple(a.friction))  # fmt: skip
         col = MotionDataCollector(a.out, cfg, workers=a.workers, backend=a.backend, progress=not a.no_progress,
                                   ray_address=a.ray_address)  # fmt: skip
         m = col.run(hours=a.hours, episodes=a.episodes)

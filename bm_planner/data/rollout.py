@@ -46,6 +46,7 @@ class CollectConfig:
     episodes_per_shard: int = 4
     randomize: bool = True
     latency_ms: tuple[float, float] = (0.0, 100.0)
+    friction: tuple[float, float] | None = None  # floor friction range; None = RandomizationConfig's default
     ou_theta: float = 0.8
     ou_sigma: float = 0.1
     fall_margin_s: float = 2.0
@@ -70,6 +71,13 @@ class CollectConfig:
             raise ValueError(f"CollectConfig needs ou_theta > 0, ou_sigma >= 0, got {self.ou_theta=}, {self.ou_sigma=}")
         if not (0 <= self.fall_margin_s <= 60):
             raise ValueError(f"CollectConfig.fall_margin_s must be in [0, 60] s, got {self.fall_margin_s=}")
+        if self.friction is not None:
+            f_lo, f_hi = self.friction
+            if not (0 < f_lo <= f_hi <= 5):
+                raise ValueError(f"CollectConfig.friction must be (lo, hi) with 0 < lo <= hi <= 5, got {self.friction=}")
+            if not self.randomize:
+                raise ValueError("CollectConfig.friction needs randomize=True (it is a domain-randomization range)")
+            object.__setattr__(self, "friction", (float(f_lo), float(f_hi)))
         object.__setattr__(self, "bodies", resolve_bodies(self.bodies))
         object.__setattr__(self, "latency_ms", (float(lo), float(hi)))
 
@@ -77,6 +85,10 @@ class CollectConfig:
         d = asdict(self)
         d["commands"] = self.commands.to_dict()
         d["bodies"], d["latency_ms"] = list(self.bodies), list(self.latency_ms)
+        if self.friction is None:  # absent rather than null, so data sets collected before the field keep their hash
+            del d["friction"]
+        else:
+            d["friction"] = list(self.friction)
         return d
 
     @classmethod
@@ -84,7 +96,7 @@ class CollectConfig:
         d = dict(d)
         if "commands" in d:
             d["commands"] = CommandConfig.from_dict(d["commands"])
-        for k in ("bodies", "latency_ms"):
+        for k in ("bodies", "latency_ms", "friction"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -115,7 +127,8 @@ class EpisodeRunner:
 
     def __init__(self, cfg: CollectConfig):
         self.cfg = cfg
-        self.env = gym.make(ENV_ID, randomize=cfg.randomize, latency_ms=cfg.latency_ms,
+        randomize = {"friction": cfg.friction} if cfg.randomize and cfg.friction is not None else cfg.randomize
+        self.env = gym.make(ENV_ID, randomize=randomize, latency_ms=cfg.latency_ms,
                             scenario=self._scenario([]), time_limit_s=cfg.episode_s)  # fmt: skip
         self.base = self.env.unwrapped
         self.expert = LocomotionExpert(cfg.expert)

@@ -254,6 +254,56 @@ class StateRepresentation:
             return {k: v.detach().numpy() for k, v in out.items()}
         return out
 
+    # ------------------------------------------------------------------ change of reference frame (torch)
+    def rebase(self, states, old_ref_pos_w, old_ref_yaw, new_ref_pos_w, new_ref_yaw):
+        """Re-express states ``(B, T, D)`` (unnormalized torch) given relative to reference frames
+        ``old_ref_*`` relative to ``new_ref_*`` instead (positions ``(B, 3)`` m, yaws ``(B,)`` rad). Only the root
+        features depend on the reference frame; body features (each in its own step's frame) are unchanged.
+        Equals encoding the same world-frame steps with the new reference (tested), e.g. to carry a previous plan
+        into the next control step's window (:class:`~bm_planner.guidance.rolling.RollingGuidanceInference`).
+        """
+        import torch
+
+        x = torch.as_tensor(states)
+        if x.ndim != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"states must have shape (B, T, {self.dim}), got {tuple(x.shape)}")
+        B = x.shape[0]
+        op, oy, np_, ny = (torch.as_tensor(v).to(x) for v in (old_ref_pos_w, old_ref_yaw, new_ref_pos_w, new_ref_yaw))
+        if op.shape != (B, 3) or np_.shape != (B, 3) or oy.shape != (B,) or ny.shape != (B,):
+            raise ValueError("reference positions must be (B, 3) and yaws (B,)")
+        dyaw = (ny - oy)[:, None]  # (B, 1) new heading relative to the old one
+        co, so = torch.cos(oy), torch.sin(oy)
+        dxw, dyw = np_[:, 0] - op[:, 0], np_[:, 1] - op[:, 1]
+        d = torch.stack([co * dxw + so * dyw, -so * dxw + co * dyw], -1)[:, None]  # new origin in the old frame
+        c, s = torch.cos(dyaw), torch.sin(dyaw)
+
+        def rot(vx, vy):  # Rz(dyaw)^T
+            return c * vx + s * vy, -s * vx + c * vy
+
+        sl = self.slices
+        out = x.clone()
+        p = x[..., sl["root_pos"]]
+        out[..., 0], out[..., 1] = rot(p[..., 0] - d[..., 0], p[..., 1] - d[..., 1])
+        v = x[..., sl["root_lin_vel"]]
+        out[..., 3], out[..., 4] = rot(v[..., 0], v[..., 1])
+        # rotation vector of Rz(-dyaw) R_old: quaternion product (cos(-dyaw/2), 0, 0, sin(-dyaw/2)) * q_old
+        rv = x[..., sl["root_rotvec"]]
+        theta = rv.norm(dim=-1, keepdim=True)
+        half = theta / 2
+        axis_scale = torch.where(theta > 1e-8, torch.sin(half) / theta.clamp(min=1e-12), 0.5 - theta**2 / 48)
+        qw, qv = torch.cos(half)[..., 0], rv * axis_scale
+        hw, hz = torch.cos(-dyaw / 2), torch.sin(-dyaw / 2)
+        rw = hw * qw - hz * qv[..., 2]
+        rx = hw * qv[..., 0] - hz * qv[..., 1]
+        ry = hw * qv[..., 1] + hz * qv[..., 0]
+        rz_ = hw * qv[..., 2] + hz * qw
+        sign = torch.where(rw < 0, -1.0, 1.0).to(x)
+        rw, vec = rw * sign, torch.stack([rx, ry, rz_], -1) * sign[..., None]
+        n = vec.norm(dim=-1)
+        scale = torch.where(n > 1e-8, 2 * torch.atan2(n, rw) / n.clamp(min=1e-300), 2.0 / rw.clamp(min=1e-12))
+        out[..., sl["root_rotvec"]] = vec * scale[..., None]
+        return out
+
     # ------------------------------------------------------------------ mirroring
     def mirror_states(self, states):
         """Left/right mirror of states ``(..., D)`` (numpy or torch): reflect y in every frame, swap sides."""

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--batch-size", type=int, help="per-process batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--init-from", help="checkpoint or run directory whose EMA weights initialize the model "
+                   "(fine-tuning; same architecture; fresh optimizer, schedule and normalizer)")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers")
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             use_wandb=args.wandb,
             progress=not args.no_progress,
+            init_from=args.init_from,
         )
         try:
             summary = trainer.train()

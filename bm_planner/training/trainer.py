@@ -85,6 +85,7 @@ class DDPMTrainer:
         resume: bool = False,
         use_wandb: bool = False,
         progress: bool = True,
+        init_from: str | Path | None = None,
     ) -> None:
         self.config = config
         tc = config.train
@@ -109,6 +110,8 @@ class DDPMTrainer:
 
         seed_everything(tc.seed + self.info.rank)
         self.model = StateActionDiffusionModel(config.model).to(self.device)
+        if init_from is not None and ckpt is None:
+            self._init_weights(Path(init_from))
         self.optimizer = build_optimizer(self.model, tc)
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: warmup_cosine(s, tc.warmup_steps, tc.total_steps, tc.min_lr_ratio)
@@ -296,6 +299,19 @@ class DDPMTrainer:
             prune_checkpoints(self.ckpt_root, self.config.train.keep_last, keep=(best,))
         barrier(self.info)
         return path
+
+    def _init_weights(self, path: Path) -> None:
+        """Start from another run's EMA weights (fine-tuning, e.g. on new data); the optimizer, schedule, step count
+        and normalizer start fresh. The architecture must match exactly."""
+        src = load_checkpoint(path, load_train_state=False)
+        src_model = src.config.get("run_config", {}).get("model", {})
+        mine = self.config.model.to_dict()
+        arch = [k for k in mine if k not in ("state_loss_weight", "action_loss_weight") and src_model.get(k) != mine[k]]
+        if arch:
+            raise ValueError(f"--init-from {path}: model config differs in {arch}; fine-tuning needs the same "
+                             f"architecture")  # fmt: skip
+        self.model.load_state_dict(src.ema)
+        log.info("initialized weights from %s (EMA)", src.path)
 
     def _restore(self, ckpt) -> None:
         saved = ckpt.config["run_config"]["model"]

@@ -113,3 +113,29 @@ def test_bad_inputs(rollout_obs):
     with pytest.raises(ValueError, match="ref_pos_w"):
         rep.decode(np.zeros((2, 4, 87)), np.zeros((3, 3)), np.zeros(2))
     assert g1.NUM_BODIES == 32
+
+
+@pytest.mark.parametrize("shift", [1, 2, 5])
+def test_rebase_equals_encoding_with_the_new_reference(rollout_obs, shift):
+    rep = StateRepresentation()
+    start = 20
+    w = _window(rollout_obs, start)
+    old = rep.encode(w, ref_index=N_HISTORY)
+    new = rep.encode(w, ref_index=N_HISTORY + shift)
+    o_pos, o_yaw = rep.reference_frame({k: v[N_HISTORY] for k, v in w.items()})
+    n_pos, n_yaw = rep.reference_frame({k: v[N_HISTORY + shift] for k, v in w.items()})
+    got = rep.rebase(torch.as_tensor(old)[None], torch.as_tensor(o_pos)[None], torch.tensor([o_yaw]),
+                     torch.as_tensor(n_pos)[None], torch.tensor([n_yaw]))[0].numpy()  # fmt: skip
+    # the frames differ (the robot moved and turned), so the root features must change ...
+    assert np.abs(old[:, :9] - new[:, :9]).max() > 1e-3
+    # ... into exactly what encoding with the new reference gives; body features are untouched
+    assert np.abs(got - new).max() < 1e-6
+    assert np.array_equal(got[:, 9:], old[:, 9:])
+
+
+def test_rebase_rejects_bad_shapes():
+    rep = StateRepresentation()
+    with pytest.raises(ValueError, match="states must have shape"):
+        rep.rebase(torch.zeros(2, 5, 10), torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 3), torch.zeros(2))
+    with pytest.raises(ValueError, match="reference positions"):
+        rep.rebase(torch.zeros(2, 5, 87), torch.zeros(3), torch.zeros(2), torch.zeros(2, 3), torch.zeros(2))

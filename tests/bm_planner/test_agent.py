@@ -1,0 +1,146 @@
+"""DiffusionAgent, ClassifierGuidance and RollingGuidanceInference on the real env and the shipped checkpoint."""
+
+import itertools
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import bm_envs  # noqa: F401  (registers the envs)
+from bm_planner.agent import AgentConfig, DiffusionAgent
+from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
+from bm_planner.guidance.costs import JoystickCost
+
+SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "planner-small-v0"
+
+
+@pytest.fixture(scope="module")
+def shipped_agent():
+    return DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1))
+
+
+@pytest.fixture(scope="module")
+def history(shipped_agent):
+    """(history states, history actions, reference frame, first obs) after 6 steps standing in the joystick env."""
+    env = gym.make("BM-G1-Joystick-v0")
+    obs, _ = env.reset(seed=3)
+    agent = shipped_agent
+    agent.reset()
+    for _ in range(6):
+        agent._obs.append(obs)
+        agent._acts.append(np.zeros(29))
+        obs, *_ = env.step(np.zeros(29, dtype=np.float32))
+    agent._obs.append(obs)
+    hs, ha = agent._history()
+    env.close()
+    return hs, ha, agent.rep.reference_frame(obs), obs
+
+
+def _plan(agent, hs, ha, guidance, seed=0, num_steps=10):
+    gen = torch.Generator().manual_seed(seed)
+    return agent.model.sample(hs, ha, num_steps=num_steps, sampler="ddim", guidance=guidance, generator=gen)
+
+
+def test_predict_on_raw_waypoint_env_three_lines():
+    env = gym.make("BM-G1-Waypoint-v0")
+    agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(guidance_scale=1.0, threads=1))
+    obs, _ = env.reset(seed=0)
+    for _ in range(4):
+        action, state = agent.predict(obs, deterministic=True)
+        assert action.shape == (29,) and action.dtype == np.float32 and np.all(np.isfinite(action))
+        assert state is None
+        obs, *_ = env.step(action)
+    assert agent.info["plans"] == 2 and agent.info["plan_time_s"] > 0
+    env.close()
+
+
+def test_same_seed_same_actions():
+    env = gym.make("BM-G1-Joystick-v0")
+    runs = []
+    for _ in range(2):
+        agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(guidance_scale=2.0, seed=7, threads=1))
+        obs, _ = env.reset(seed=1)
+        acts = []
+        for _ in range(6):
+            a, _ = agent.predict(obs)
+            acts.append(a)
+            obs, *_ = env.step(a)
+        runs.append(np.stack(acts))
+    assert np.array_equal(runs[0], runs[1])
+    env.close()
+
+
+def test_guidance_scale_zero_equals_unguided(shipped_agent, history):
+    hs, ha, (ref_pos, ref_yaw), _ = history
+    a = shipped_agent
+    g0 = ClassifierGuidance(JoystickCost([0.5, 0.0]), a.rep, a.normalizer, ref_pos, ref_yaw, GuidanceConfig(scale=0.0))
+    p_none, p_zero = _plan(a, hs, ha, None), _plan(a, hs, ha, g0)
+    assert torch.equal(p_none.states, p_zero.states) and torch.equal(p_none.actions, p_zero.actions)
+    g1 = ClassifierGuidance(JoystickCost([0.5, 0.0]), a.rep, a.normalizer, ref_pos, ref_yaw, GuidanceConfig(scale=1.0))
+    assert not torch.equal(_plan(a, hs, ha, g1).states, p_none.states)
+
+
+def test_cost_falls_as_guidance_scale_grows(shipped_agent, history):
+    """The final plan's joystick cost (forward 0.6 m/s from standing) decreases monotonically with the scale."""
+    hs, ha, (ref_pos, ref_yaw), _ = history
+    a = shipped_agent
+    cost = JoystickCost([0.6, 0.0])
+    costs = []
+    for scale in (0.0, 0.5, 2.0, 8.0):
+        g = ClassifierGuidance(cost, a.rep, a.normalizer, ref_pos, ref_yaw, GuidanceConfig(scale=scale))
+        plan = _plan(a, hs, ha, g)
+        costs.append(float(cost(g.decode(plan.states)).mean()))
+    assert all(c1 < c0 for c0, c1 in itertools.pairwise(costs)), costs
+    assert costs[-1] < 0.5 * costs[0], costs
+
+
+def test_warm_start_plans_fewer_steps_and_carries_the_plan_over():
+    env = gym.make("BM-G1-Joystick-v0")
+    agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(warm_start=True, replan_every=2, threads=1))
+    assert agent.planner.warm_steps == 7  # 10 cold steps scaled by 14 / 20
+    obs, _ = env.reset(seed=0)
+    calls = []
+    real_sample = agent.model.sample
+
+    def spy(*args, **kw):
+        calls.append((kw.get("num_steps"), kw.get("init") is not None))
+        return real_sample(*args, **kw)
+
+    agent.model.sample = spy
+    for _ in range(6):
+        a, _ = agent.predict(obs)
+        obs, *_ = env.step(a)
+    assert calls == [(10, False), (7, True), (7, True)]
+    assert agent.info["warm_plans"] == 2
+    # the carried-over plan: shifted by the executed steps, its actions unchanged
+    prev = agent.planner.prev
+    ref_pos, ref_yaw = agent.rep.reference_frame(obs)
+    carried = agent.planner.carry_over(2, torch.as_tensor(ref_pos)[None], torch.tensor([ref_yaw]))
+    assert torch.equal(carried.actions[:, :-2], prev.actions[:, 2:])
+    agent.reset()
+    assert agent.planner.prev is None
+    env.close()
+
+
+def test_out_of_distribution_history_falls_back_to_the_default_pose(shipped_agent, history):
+    *_, obs = history
+    agent = shipped_agent
+    agent.reset()
+    fallen = dict(obs, root_pos_w=np.array([*obs["root_pos_w"][:2], 0.15]))
+    action, _ = agent.predict(fallen)
+    assert agent.info["ood"] and np.array_equal(action, np.zeros(29, dtype=np.float32))
+    agent.reset()
+    action, _ = agent.predict(obs)
+    assert not agent.info["ood"] and np.abs(action).max() > 0
+
+
+def test_bad_observations_raise_clear_errors(shipped_agent, history):
+    *_, obs = history
+    with pytest.raises(ValueError, match="obs, info"):
+        shipped_agent.predict((obs, {}))
+    with pytest.raises(ValueError, match="NaN"):
+        shipped_agent.predict(dict(obs, root_pos_w=np.array([np.nan, 0, 0.8])))
+    with pytest.raises(ValueError, match="lacks"):
+        shipped_agent.predict({k: v for k, v in obs.items() if k != "body_pos_w"})
