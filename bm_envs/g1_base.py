@@ -29,6 +29,7 @@ or collision where the task says so; ``truncated`` at the scenario's time limit.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -56,6 +57,11 @@ def _fast_index(ids: np.ndarray) -> slice | np.ndarray:
     if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
         return slice(int(ids[0]), int(ids[0]) + len(ids))
     return ids
+
+
+def _yaw(w: float, x: float, y: float, z: float) -> float:
+    """Scalar :func:`~bm_envs.rotations.yaw_from_quat` (same formula), for the per-step state."""
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 def _projected_gravity(q: np.ndarray) -> np.ndarray:
@@ -276,7 +282,7 @@ class G1BaseEnv(gym.Env):
             "pelvis_z": d.qpos[2],
             "head_z": d.site_xpos[self.idx.head_site][2],
             "root_xy": d.qpos[:2].copy(),
-            "yaw": float(yaw_from_quat(d.qpos[3:7])),
+            "yaw": _yaw(d.qpos[3], d.qpos[4], d.qpos[5], d.qpos[6]),
             "lin_vel_w": d.qvel[:3].copy(),
             "yaw_rate": float(d.qvel[5]),  # body-frame z rate; ≈ world yaw rate when upright
         }

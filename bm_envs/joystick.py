@@ -19,14 +19,13 @@ Reward terms (unweighted; weights in ``reward_weights``): ``lin_vel`` = exp(−|
 
 from __future__ import annotations
 
-from collections import deque
+import math
 from typing import Any
 
 import numpy as np
 
 from bm_envs import g1_constants as g1
 from bm_envs.g1_base import G1BaseEnv, _box
-from bm_envs.rotations import world_to_yaw_frame
 
 VEL_AVG_WINDOW_S = 0.5
 
@@ -42,7 +41,12 @@ class G1JoystickEnv(G1BaseEnv):
             raise ValueError(f"bad command ranges: {max_speed=}, {max_yaw_rate=}, {stop_prob=}")
         if not (0 < resample_s[0] <= resample_s[1]):
             raise ValueError(f"resample_s must be (lo, hi) with 0 < lo <= hi, got {resample_s!r}")
-        self.max_speed, self.max_yaw_rate, self.stop_prob, self.resample_s = max_speed, max_yaw_rate, stop_prob, resample_s
+        self.max_speed, self.max_yaw_rate, self.stop_prob, self.resample_s = (
+            max_speed,
+            max_yaw_rate,
+            stop_prob,
+            resample_s,
+        )
         super().__init__(*args, **kwargs)
         self.command = np.zeros(3)
 
@@ -60,7 +64,9 @@ class G1JoystickEnv(G1BaseEnv):
         return np.array([v[0], v[1], rng.uniform(-1, 1) * self.max_yaw_rate])
 
     def _task_reset(self, start_xy, start_yaw):
-        self._vel_hist: deque[np.ndarray] = deque(maxlen=max(1, int(round(VEL_AVG_WINDOW_S / g1.CONTROL_DT))))
+        # ring buffer of the last 0.5 s of heading-frame velocities (vx, vy, yaw rate) for the averaged error
+        self._vel_buf = np.zeros((max(1, int(round(VEL_AVG_WINDOW_S / g1.CONTROL_DT))), 3))
+        self._vel_i = self._vel_n = 0
         self._err_sum, self._err_n = 0.0, 0
         self._next_cmd_t = 0.0
         self._update_command()
@@ -80,16 +86,24 @@ class G1JoystickEnv(G1BaseEnv):
 
     def _task_step(self, state) -> tuple[dict[str, float], bool, dict[str, Any]]:
         cmd = self.command  # the command the robot was asked to follow during this step
-        v_b = world_to_yaw_frame(state["lin_vel_w"][:2], state["yaw"])
-        vel = np.array([v_b[0], v_b[1], state["yaw_rate"]])
-        self._vel_hist.append(vel)
-        v_avg = np.mean(self._vel_hist, axis=0)
-        err = float(np.linalg.norm(v_avg - cmd) / max(np.linalg.norm(cmd), 0.1))
+        # scalar math: this runs every control step and numpy's per-call overhead dominates 3-vectors
+        c, s = math.cos(state["yaw"]), math.sin(state["yaw"])
+        wx, wy = float(state["lin_vel_w"][0]), float(state["lin_vel_w"][1])
+        vx, vy, wz = c * wx + s * wy, -s * wx + c * wy, state["yaw_rate"]
+        buf = self._vel_buf
+        buf[self._vel_i] = (vx, vy, wz)
+        self._vel_i = (self._vel_i + 1) % len(buf)
+        self._vel_n = min(self._vel_n + 1, len(buf))
+        ax, ay, aw = (buf.sum(axis=0) if self._vel_n == len(buf) else buf[: self._vel_n].sum(axis=0)) / self._vel_n
+        c0, c1, c2 = float(cmd[0]), float(cmd[1]), float(cmd[2])
+        err = math.sqrt((ax - c0) ** 2 + (ay - c1) ** 2 + (aw - c2) ** 2) / max(
+            math.sqrt(c0 * c0 + c1 * c1 + c2 * c2), 0.1
+        )
         self._err_sum += err
         self._err_n += 1
         terms = {
-            "lin_vel": float(np.exp(-np.sum((vel[:2] - cmd[:2]) ** 2) / 0.25)),
-            "yaw_rate": float(np.exp(-((vel[2] - cmd[2]) ** 2) / 0.25)),
+            "lin_vel": math.exp(-((vx - c0) ** 2 + (vy - c1) ** 2) / 0.25),
+            "yaw_rate": math.exp(-((wz - c2) ** 2) / 0.25),
         }
         mean_err = self._err_sum / self._err_n
         thr = self.scenario.success.get("max_vel_error", 0.25)
