@@ -1,10 +1,19 @@
 """``bm-eval-expert``: seeded trials of the Stage-1 expert (+ a command law) on an evaluation suite.
 
-Suites:
+Suites (the paper's protocols, ``../shared/paper-notes.md``; scenario files shipped in ``bm_envs/scenarios/``):
 
+* ``walk-perturb`` — ``BM-G1-Joystick-v0``, 15 s at 0.5 m/s forward, a push U(0, 0.5) m/s every 1 s.
+* ``joystick-4dir`` — forward, backward, turn left, turn right, 3 s each; velocity error ≤ 0.25.
+* ``waypoint`` — ``BM-G1-Waypoint-v0``, the 3 m square (``waypoint-square``).
+* ``obstacle-forest`` — ``BM-G1-Obstacle-v0``, 7 m through fixed and random obstacles (``forest-small``).
 * ``joystick-random`` — ``BM-G1-Joystick-v0`` with its default random command schedule (|v| ≤ 0.8 m/s,
   yaw rate ≤ 0.8 rad/s, new command every 1.5–4 s), 20 s episodes.
-* ``--scenario FILE`` — any scenario JSON (``../shared/scenarios/README.md``).
+* ``--scenario FILE`` — any scenario JSON (``../shared/scenarios/README.md``) or a shipped scenario's name.
+
+Policies (``--policy``): ``expert`` (the Stage-1 expert + command law), ``diffusion:CKPT`` (the planner; its
+:class:`~bm_planner.agent.AgentConfig` from ``--agent``, e.g. ``'{"guidance_scale": 0}'`` for unguided),
+``bc:DIR`` (the behaviour-cloning baseline), ``sb3:ZIP`` (a Stable-Baselines3 checkpoint trained with
+``bm-train-sb3``).
 
 The policy is :class:`~bm_envs.experts.ExpertPolicy`; in waypoint/obstacle envs it is driven by
 :class:`~bm_envs.command_laws.PurePursuit` (``avoid_obstacles=True`` in ``BM-G1-Obstacle-v0``), in the joystick env
@@ -35,7 +44,10 @@ from bm_envs.eval_report import markdown_summary, summarize, write_atomic  # noq
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
 from bm_envs.scenario import load_scenario  # noqa: E402
 
-SUITES = {"joystick-random": "BM-G1-Joystick-v0"}
+#: suite -> shipped scenario name (``None``: the env's own default task, here the random joystick schedule)
+SUITES: dict[str, str | None] = {"walk-perturb": "walk-perturb", "joystick-4dir": "joystick-4dir",
+                                 "waypoint": "waypoint-square", "obstacle-forest": "forest-small",
+                                 "joystick-random": None}  # fmt: skip
 #: Keys every per-trial outcome has (``None`` where the env does not define the quantity).
 TRIAL_KEYS = ("trial", "seed", "success", "fell", "collided", "time_to_goal_s", "min_clearance_m",
               "vel_error_mean", "goals_reached", "steps", "duration_s", "action_delay_ms", "pushes")  # fmt: skip
@@ -112,8 +124,14 @@ class EvalConfig:
             raise ValueError(f"bad pursuit overrides {self.pursuit!r}: {e}") from None
 
     @property
+    def scenario_source(self) -> str | None:
+        """The scenario file (or shipped name) in force: ``scenario``, else the suite's; ``None`` = env default."""
+        return self.scenario if self.scenario else SUITES[self.suite]
+
+    @property
     def env_id(self) -> str:
-        return load_scenario(self.scenario).env if self.scenario else SUITES[self.suite]
+        src = self.scenario_source
+        return load_scenario(src).env if src else "BM-G1-Joystick-v0"
 
     @property
     def name(self) -> str:
@@ -129,13 +147,12 @@ def _init_worker(cfg: EvalConfig) -> None:
     import gymnasium as gym
 
     import bm_envs  # noqa: F401
-    from bm_envs.experts import ExpertPolicy
 
     env_id = cfg.env_id
     # a RandomizationConfig (not a dict: an empty dict would read as "off")
     kwargs: dict[str, Any] = {"randomize": cfg.dr_config() or False, "latency_ms": cfg.latency_ms}
-    if cfg.scenario:
-        kwargs["scenario"] = cfg.scenario
+    if cfg.scenario_source:
+        kwargs["scenario"] = cfg.scenario_source
     if cfg.time_limit_s is not None:
         kwargs["time_limit_s"] = cfg.time_limit_s
     if cfg.video_trial is not None:
@@ -145,7 +162,6 @@ def _init_worker(cfg: EvalConfig) -> None:
 
 def make_policy(cfg: EvalConfig):
     """The policy under evaluation: the expert (+ command law), the diffusion planner or the BC baseline."""
-    from bm_envs.experts import ExpertPolicy
 
     kind, _, path = cfg.policy.partition(":")
     if kind == "expert":

@@ -261,13 +261,25 @@ def parse_scenario(d: Any, source: str = "scenario") -> Scenario:
     return sc
 
 
+#: Scenario files shipped with the package (``walk-perturb``, ``joystick-4dir``, ``waypoint-square``, ...).
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Name -> path of each scenario file shipped in :data:`SCENARIO_DIR`."""
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.json"))}
+
+
 def load_scenario(path: str | Path | dict | Scenario) -> Scenario:
-    """Load and validate a scenario from a JSON file path, a dict or an existing :class:`Scenario`."""
+    """Load and validate a scenario from a JSON file path, the name of a shipped scenario (e.g. ``"walk-perturb"``,
+    see :func:`builtin_scenarios`), a dict or an existing :class:`Scenario`."""
     if isinstance(path, Scenario):
         return path
     if isinstance(path, dict):
         return parse_scenario(path)
     p = Path(path)
+    if not p.exists() and isinstance(path, str) and path in builtin_scenarios():
+        p = builtin_scenarios()[path]
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:

@@ -164,3 +164,25 @@ def test_too_many_obstacles_is_rejected():
     sc = _with("random_obstacles.count", 14)  # 3 fixed + 14 random > 16 observation rows
     with pytest.raises(ValueError, match="obstacles"):
         gym.make("BM-G1-Obstacle-v0", scenario=sc)
+
+
+def test_shipped_scenarios_load_by_name_and_back_the_eval_suites():
+    import json
+
+    from bm_envs.evaluate import SUITES, EvalConfig
+    from bm_envs.scenario import builtin_scenarios, load_scenario
+
+    shipped = builtin_scenarios()
+    assert {"walk-perturb", "joystick-4dir", "waypoint-square", "forest-small"} <= set(shipped)
+    for name, path in shipped.items():
+        sc = load_scenario(name)
+        assert sc.name == json.loads(path.read_text())["name"]
+    expect = {"walk-perturb": "BM-G1-Joystick-v0", "joystick-4dir": "BM-G1-Joystick-v0",
+              "waypoint": "BM-G1-Waypoint-v0", "obstacle-forest": "BM-G1-Obstacle-v0",
+              "joystick-random": "BM-G1-Joystick-v0"}  # fmt: skip
+    assert set(SUITES) == set(expect)
+    for suite, env_id in expect.items():
+        assert EvalConfig(suite=suite, trials=1, workers=1).env_id == env_id
+    assert load_scenario("walk-perturb").push_interval_s == (1.0, 1.0)
+    with pytest.raises(ScenarioError, match="not found"):
+        load_scenario("no-such-scenario")
