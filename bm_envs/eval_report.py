@@ -114,3 +114,62 @@ def _policy_name(cfg) -> str:
         return f"Expert `{cfg.expert}`"
     agent = f" (agent {json.dumps(cfg.agent)})" if getattr(cfg, "agent", None) else ""
     return f"Policy `{policy}`{agent}"
+
+
+def _policy_label(config: dict[str, Any]) -> str:
+    """Short policy label of an ``eval.json`` config: expert / diffusion (guided or unguided) / bc / sb3."""
+    policy = config.get("policy", "expert")
+    if policy == "expert":
+        return f"expert {config.get('expert', '')} + command law".strip()
+    kind, _, path = policy.partition(":")
+    agent = config.get("agent") or {}
+    if kind == "diffusion":
+        scale = float(agent.get("guidance_scale", 0.0))
+        return f"diffusion `{Path(path).name}` " + (f"guided (scale {scale:g})" if scale > 0 else "unguided")
+    return f"{kind} `{Path(path).name}`"
+
+
+def combined_table(results: list[dict[str, Any]]) -> str:
+    """One markdown table over several ``eval.json`` results (rows: suite × policy)."""
+    if not results:
+        raise ValueError("no evaluation results given")
+    head = ("| suite | policy | DR | latency (ms) | trials | success | fall | collision | vel error | "
+            "time to goal (s) | min clearance (m) | plan (ms) |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
+    rows = []
+    for r in sorted(results, key=lambda r: (r["suite"], _policy_label(r["config"]))):
+        c, s = r["config"], r["summary"]
+        lat = c.get("latency_ms")
+        rows.append(
+            f"| {r['suite']} | {_policy_label(c)} | {'on' if c.get('randomize') else 'off'} | "
+            f"{'off' if lat is None else f'{lat[0]:g}–{lat[1]:g}'} | {s['trials']} | "
+            f"{100 * s['success_rate']:.0f} % | {100 * s['fall_rate']:.0f} % | {100 * s['collision_rate']:.0f} % | "
+            f"{_fmt(s['vel_error_mean'], '.2f')} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | "
+            f"{_fmt(s['min_clearance_m_min'], '.2f')} | {_fmt(s.get('plan_time_ms_mean'), '.1f')} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def table_main(argv: list[str] | None = None) -> int:
+    """``bm-eval-table EVAL_JSON... [--out table.md]``: one markdown table from several ``bm-eval`` runs."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="bm-eval-table", description=table_main.__doc__)
+    p.add_argument("files", nargs="+", help="eval.json files (or folders holding one)")
+    p.add_argument("--out", default=None, help="write the table here too (markdown)")
+    a = p.parse_args(argv)
+    results = []
+    for f in a.files:
+        path = Path(f) / "eval.json" if Path(f).is_dir() else Path(f)
+        try:
+            r = json.loads(path.read_text())
+            r["summary"], r["config"], r["suite"]  # noqa: B018  (shape check)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            print(f"bm-eval-table: error: {path}: not a bm-eval result ({e})", file=sys.stderr)
+            return 2
+        results.append(r)
+    table = combined_table(results)
+    if a.out:
+        write_atomic(a.out, table)
+    print(table, end="")
+    return 0

@@ -162,6 +162,8 @@ def _init_worker(cfg: EvalConfig) -> None:
 
 def make_policy(cfg: EvalConfig):
     """The policy under evaluation: the expert (+ command law), the diffusion planner or the BC baseline."""
+    from bm_envs.experts import ExpertPolicy
+
 
     kind, _, path = cfg.policy.partition(":")
     if kind == "expert":

@@ -105,3 +105,27 @@ def test_malformed_scenario_file_is_rejected(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--scenario", str(bad), "--out", str(tmp_path)])
     assert "malformed JSON" in capsys.readouterr().err
+
+
+def test_diffusion_policy_on_walk_perturb_suite_and_combined_table(tmp_path, capsys):
+    """The shipped planner through the CLI on a paper suite (1 s), then one table over it and an expert run."""
+    from pathlib import Path
+
+    from bm_envs.eval_report import table_main
+
+    ckpt = Path(__file__).resolve().parents[2] / "assets" / "planner-small-v0"
+    common = ["--trials", "1", "--workers", "1", "--time-limit-s", "1.0", "--no-progress"]
+    agent = json.dumps({"guidance_scale": 1.0, "warm_start": True})
+    assert main(["--suite", "walk-perturb", "--policy", f"diffusion:{ckpt}", "--agent", agent,
+                 "--out", str(tmp_path / "dm"), *common]) == 0  # fmt: skip
+    dm = json.loads((tmp_path / "dm" / "eval.json").read_text())
+    assert dm["suite"] == "walk-perturb" and dm["env"] == "BM-G1-Joystick-v0"
+    assert dm["trials"][0]["plan_time_ms"] > 0 and dm["trials"][0]["pushes"] >= 0
+    assert main(["--suite", "walk-perturb", "--out", str(tmp_path / "ex"), *common]) == 0
+    capsys.readouterr()
+    assert table_main([str(tmp_path / "dm"), str(tmp_path / "ex" / "eval.json"), "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "diffusion `planner-small-v0` guided (scale 1)" in table and "expert fastsac + command law" in table
+    assert table.count("| walk-perturb |") == 2
+    (tmp_path / "bad.json").write_text("{}")
+    assert table_main([str(tmp_path / "bad.json")]) == 2
