@@ -45,9 +45,9 @@ class SceneIndex:
     init_pelvis_height: float  # pelvis height (m) at which the default pose stands with feet on the floor
 
 
-def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
-    """Compile the G1 scene. Returns the model and the id lookup."""
-    spec = mujoco.MjSpec.from_file(str(asset_path(*g1.MJCF_ASSET)))
+def add_stage(spec: mujoco.MjSpec) -> None:
+    """Render settings, the checker floor (named "floor": the MJCF's foot/floor contact pairs refer to it), a light
+    and the :data:`MAX_OBSTACLES` parked obstacle slots. Shared by the single- and multi-robot scenes."""
     spec.option.timestep = g1.PHYSICS_DT
     spec.visual.global_.offwidth = 1280
     spec.visual.global_.offheight = 720
@@ -63,14 +63,7 @@ def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
     mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "grid"
     wb = spec.worldbody
     wb.add_light(pos=[0, 0, 4], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, diffuse=[0.7, 0.7, 0.7])
-    # The MJCF's foot/floor contact pairs refer to a geom named "floor".
     wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], material="grid")
-
-    for i in range(MAX_GOALS):
-        wb.add_site(
-            name=f"goal_{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.3, 0.005, 0], pos=_PARK,
-            rgba=[0.1, 0.9, 0.2, 0.5], group=0,
-        )  # fmt: skip
     # Each obstacle slot is a static body of its own. Geoms moved at runtime must not sit in a multi-geom body:
     # MuJoCo's midphase culls with per-body BVHs built at compile time (from the parked, non-colliding slots),
     # so obstacles placed in the world body never touch anything. A single-geom body without a BVH is checked
@@ -82,11 +75,14 @@ def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
             conaffinity=0, rgba=[0.85, 0.45, 0.2, 1.0], group=0,
         )  # fmt: skip
 
-    torso = spec.body("torso_link")
-    torso.add_site(name="head", pos=g1.HEAD_OFFSET_IN_TORSO, size=[0.01, 0, 0], group=5)
 
+def load_robot_spec() -> mujoco.MjSpec:
+    """The pinned G1 MJCF with a head site on the torso and its motors turned into joint-space PD servos
+    (gain kp, bias −kp·q − kd·q̇, force clamped to the torque limit: PD at physics rate, inside MuJoCo)."""
+    robot = mujoco.MjSpec.from_file(str(asset_path(*g1.MJCF_ASSET)))
+    robot.body("torso_link").add_site(name="head", pos=g1.HEAD_OFFSET_IN_TORSO, size=[0.01, 0, 0], group=5)
     for j, name in enumerate(g1.JOINT_NAMES):
-        act = spec.actuator(name)
+        act = robot.actuator(name)
         if act is None:
             raise RuntimeError(f"G1 MJCF lacks actuator {name!r}")
         act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
@@ -96,7 +92,18 @@ def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
         act.ctrllimited = False
         act.forcelimited = True
         act.forcerange = [-g1.TORQUE_LIMIT[j], g1.TORQUE_LIMIT[j]]
+    return robot
 
+
+def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
+    """Compile the G1 scene. Returns the model and the id lookup."""
+    spec = load_robot_spec()
+    add_stage(spec)
+    for i in range(MAX_GOALS):
+        spec.worldbody.add_site(
+            name=f"goal_{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.3, 0.005, 0], pos=_PARK,
+            rgba=[0.1, 0.9, 0.2, 0.5], group=0,
+        )  # fmt: skip
     model = spec.compile()
     idx = _index(model)
     return model, idx

@@ -1,6 +1,17 @@
-"""Classifier guidance: task costs, signed distance fields (and, next, ClassifierGuidance / rolling inference)."""
+"""Classifier guidance: task costs, signed distance fields, ClassifierGuidance and rolling (warm-start) inference."""
 
-from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost, relaxed_log_barrier
-from bm_planner.guidance.sdf import SignedDistanceField
+from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
+from bm_planner.guidance.costs import (
+    Cost,
+    JoystickCost,
+    MovingObstacleCost,
+    ObstacleAvoidanceCost,
+    WaypointCost,
+    relaxed_log_barrier,
+)
+from bm_planner.guidance.rolling import RollingGuidanceInference
+from bm_planner.guidance.sdf import MovingSpheres, SignedDistanceField
 
-__all__ = ["Cost", "JoystickCost", "WaypointCost", "ObstacleAvoidanceCost", "SignedDistanceField", "relaxed_log_barrier"]
+__all__ = ["ClassifierGuidance", "Cost", "GuidanceConfig", "JoystickCost", "MovingObstacleCost", "MovingSpheres",
+           "ObstacleAvoidanceCost", "RollingGuidanceInference", "SignedDistanceField", "WaypointCost",
+           "relaxed_log_barrier"]  # fmt: skip

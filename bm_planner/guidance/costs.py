@@ -198,3 +198,18 @@ class ObstacleAvoidanceCost(Cost):
         x = self.sdf(p) - self.radii.to(p)
         b = relaxed_log_barrier(x, self.delta) - (-math.log(self.cutoff))
         return torch.where(x < self.cutoff, b, torch.zeros_like(b)).sum(dim=(-1, -2))
+
+
+class MovingObstacleCost(ObstacleAvoidanceCost):
+    """:class:`ObstacleAvoidanceCost` against time-varying spheres: ``Σ_t Σ_b B(d_t(P_b,t) − r_b, δ)`` where
+    ``d_t`` is the distance to the nearest sphere *at planned step t* (:class:`~bm_planner.guidance.sdf.MovingSpheres`,
+    centres (B, H, M, 3)). Step t of ``traj["body_pos_w"]`` (B, H, K, 3) meets the spheres' step t, so the centres
+    must cover the same planned steps as the trajectory the cost sees (or H = 1 for spheres held still).
+    """
+
+    def __init__(self, spheres, body_radii, delta: float = 0.05, cutoff: float = 1.0):
+        from bm_planner.guidance.sdf import MovingSpheres
+
+        if not isinstance(spheres, MovingSpheres):
+            raise ValueError(f"spheres must be a MovingSpheres, got {type(spheres).__name__}")
+        super().__init__(spheres, body_radii, delta, cutoff)

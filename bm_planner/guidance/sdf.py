@@ -108,3 +108,49 @@ class SignedDistanceField:
             c = self.cylinders.to(points)
             d.append(sdf_cylinder(points, c[:, 1:4], c[:, 4], c[:, 5]))
         return torch.cat(d, dim=-1).min(dim=-1).values
+
+
+class MovingSpheres:
+    """Signed distance to spheres that move over the planned horizon (other robots' bodies, people, ...).
+
+    ``centers`` (B, H, M, 3) or (H, M, 3) world positions (m) of M spheres at each of the H planned steps (B = 1 or
+    the batch size; H = 1 holds them still), ``radii`` (M,) m. ``field(points (B, H, K, 3)) -> (B, H, K)`` is, per
+    point, the minimum over the spheres *at the same step* of ``‖p − c‖ − r``; ``+far`` without spheres. It is
+    differentiable in the points (the centres are constants of the plan being guided) and plugs into
+    :class:`~bm_planner.guidance.costs.ObstacleAvoidanceCost` like a :class:`SignedDistanceField`
+    (see :class:`~bm_planner.guidance.costs.MovingObstacleCost`).
+    """
+
+    def __init__(self, centers, radii, far: float = 10.0, dtype=torch.float32, device=None):
+        c = torch.as_tensor(centers, dtype=dtype, device=device)
+        if c.ndim == 3:
+            c = c[None]
+        if c.ndim != 4 or c.shape[-1] != 3:
+            raise ValueError(f"centers must have shape (B, H, M, 3) or (H, M, 3), got {tuple(c.shape)}")
+        r = torch.as_tensor(radii, dtype=dtype, device=c.device).reshape(-1)
+        if r.shape != (c.shape[2],):
+            raise ValueError(f"radii must have shape ({c.shape[2]},) for {c.shape[2]} spheres, got {tuple(r.shape)}")
+        if not (torch.isfinite(c).all() and torch.isfinite(r).all()) or (r < 0).any():
+            raise ValueError("centers and radii must be finite and radii >= 0")
+        self.centers, self.radii, self.far = c, r, far
+
+    def __len__(self) -> int:
+        return self.centers.shape[2]
+
+    @property
+    def horizon(self) -> int:
+        return self.centers.shape[1]
+
+    def __call__(self, points: torch.Tensor) -> torch.Tensor:
+        if points.ndim != 4 or points.shape[-1] != 3:
+            raise ValueError(f"points must have shape (B, H, K, 3), got {tuple(points.shape)}")
+        B, H = points.shape[:2]
+        cb, ch = self.centers.shape[:2]
+        if cb not in (1, B) or ch not in (1, H):
+            raise ValueError(f"sphere centers {tuple(self.centers.shape)} do not match points {tuple(points.shape)}: "
+                             f"need batch 1 or {B} and horizon 1 or {H}")  # fmt: skip
+        if len(self) == 0:
+            return torch.full(points.shape[:-1], self.far, dtype=points.dtype, device=points.device)
+        c = self.centers.to(points)
+        d = _norm(points[:, :, :, None, :] - c[:, :, None, :, :], -1) - self.radii.to(points)  # (B, H, K, M)
+        return torch.clamp(d.min(dim=-1).values, max=self.far)
