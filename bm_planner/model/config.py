@@ -43,6 +43,8 @@ class ModelConfig:
         width, depth, heads, mlp_ratio: transformer size (paper: 512, 6, 4, 4).
         dropout: residual dropout; attn_dropout: attention-probability dropout (paper: 0.3).
         action_state_lookahead: action token i attends to state tokens j <= i + lookahead (0 = the paper's scheme).
+        history_actions: whether planned actions may read the executed history actions (the paper: True; ``False``
+            hides them, see ``transformer.py`` for why).
         state_loss_weight / action_loss_weight: weights of the two MSE terms (each a per-element mean).
         warm_start_state_level / warm_start_action_level: levels a previous plan is re-noised to (paper: 14 / 4).
     """
@@ -64,6 +66,7 @@ class ModelConfig:
     dropout: float = 0.0
     attn_dropout: float = 0.3
     action_state_lookahead: int = 0
+    history_actions: bool = True
     state_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     warm_start_state_level: int = 14
@@ -81,6 +84,8 @@ class ModelConfig:
             )
         if self.action_horizon > self.horizon + 1:
             raise ConfigError(f"action_horizon must be <= horizon + 1; got {self.action_horizon=}, {self.horizon=}")
+        if not isinstance(self.history_actions, bool):
+            raise ConfigError(f"history_actions must be a bool; got {self.history_actions=!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {SCHEDULES}; got {self.schedule=!r}")
         if self.width % self.heads != 0:

@@ -18,6 +18,12 @@ is causal per layer only: in the first layer a_i reads the inputs s_j, j <= i + 
 on the state tokens s_j carry information about the whole (noisy) state plan, so every action output depends on all
 planned states. That is what lets state-space guidance steer even the first planned action a_N.
 
+History actions (``ModelConfig.history_actions``). With ``True`` (the paper's layout) action tokens also read the
+executed history actions a_0..a_{N-1}. Closed loop, that conditioning made our planners unstable: a small error in
+an executed action was read back as history and amplified within ~10 control steps (copycat feedback; fed the
+expert's actions as history instead, the same model walked 10 s stably). With ``False`` the history action tokens are
+hidden (row/column masked, they attend only to themselves), so plans depend on the state history alone.
+
 Noise-level conditioning: each token gets ``pos_emb + level_emb(k)`` added to its input embedding, with its own level
 (k_s per state timestep, k_a per action timestep). Additive conditioning (rather than per-token adaLN) keeps the
 cost of a block at 12 W^2 parameters; every token carries its own level, so levels can differ freely per token.
@@ -34,14 +40,20 @@ from bm_planner.model.config import ModelConfig
 from bm_planner.model.embeddings import ActionEncoder, NoiseLevelEmbedding, StateEncoder, TokenPositionEmbedding
 
 
-def build_attention_mask(n_states: int, n_actions: int, lookahead: int = 0) -> torch.Tensor:
-    """Boolean (T + Ta, T + Ta) mask, rows = queries, ``True`` = may attend (``F.scaled_dot_product_attention``)."""
+def build_attention_mask(n_states: int, n_actions: int, lookahead: int = 0, hidden_actions: int = 0) -> torch.Tensor:
+    """Boolean (T + Ta, T + Ta) mask, rows = queries, ``True`` = may attend (``F.scaled_dot_product_attention``).
+
+    ``hidden_actions`` > 0 hides the first ``hidden_actions`` action tokens (the history actions) from every other
+    token: they attend only to themselves and no output depends on them (``ModelConfig.history_actions = False``).
+    """
     si = torch.arange(n_states)
     ai = torch.arange(n_actions)
     ss = torch.ones(n_states, n_states, dtype=torch.bool)
     sa = torch.zeros(n_states, n_actions, dtype=torch.bool)
     as_ = si[None, :] <= ai[:, None] + lookahead
     aa = ai[None, :] <= ai[:, None]
+    if hidden_actions:
+        aa = aa & ((ai[None, :] >= hidden_actions) | (ai[None, :] == ai[:, None]))
     return torch.cat([torch.cat([ss, sa], dim=1), torch.cat([as_, aa], dim=1)], dim=0)
 
 
@@ -90,7 +102,8 @@ class DifferentiatedTransformer(nn.Module):
         self.norm_out = nn.LayerNorm(c.width)
         self.state_head = nn.Linear(c.width, c.state_dim)
         self.action_head = nn.Linear(c.width, c.action_dim)
-        mask = build_attention_mask(c.window, c.action_window, c.action_state_lookahead)
+        hidden = 0 if c.history_actions else c.n_known_actions
+        mask = build_attention_mask(c.window, c.action_window, c.action_state_lookahead, hidden)
         self.register_buffer("attn_mask", mask, persistent=False)
         self.apply(_init_weights)
 

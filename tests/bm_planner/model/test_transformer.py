@@ -117,3 +117,26 @@ def test_forward_rejects_wrong_shapes():
         model(s, a[:, :-1], ks, ka)
     with pytest.raises(ValueError, match="k_states must have shape"):
         model(s, a, ks[:, 1:], ka)
+
+
+def test_hidden_history_actions_change_no_other_output():
+    """history_actions=False: the executed history actions (tokens 0..N-1) reach no other output at any depth."""
+    assert build_attention_mask(2, 4, hidden_actions=2).int()[2:, 2:].tolist() == [
+        [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]  # fmt: skip
+    c = ModelConfig(**{**CFG.to_dict(), "history_actions": False})
+    model, n = _model(c), c.n_known_actions
+    s, a, ks, ka = _inputs(c)
+    a2 = a.clone()
+    a2[:, :n] += 3.0
+    with torch.no_grad():
+        ps, pa = model(s, a, ks, ka)
+        ps2, pa2 = model(s, a2, ks, ka)
+        ref = _model(CFG)  # same weights (same seed), history actions visible: the change does propagate
+        ref.load_state_dict(model.state_dict())
+        pr, par = ref(s, a, ks, ka)
+        pr2, par2 = ref(s, a2, ks, ka)
+    torch.testing.assert_close(ps2, ps, rtol=0, atol=ATOL)
+    torch.testing.assert_close(pa2[:, n:], pa[:, n:], rtol=0, atol=ATOL)
+    assert (par2[:, n:] - par[:, n:]).abs().amax() > 1e-3
+    with pytest.raises(ValueError, match="history_actions must be a bool"):
+        ModelConfig(history_actions=1)

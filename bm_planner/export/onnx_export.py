@@ -1,0 +1,205 @@
+"""Export the denoiser (one denoising step) to ONNX with deployment metadata.
+
+The graph is exactly one call of :class:`~bm_planner.model.transformer.DifferentiatedTransformer`::
+
+    states (B, T, D) float32, actions (B, Ta, A) float32,      ->  x0_states (B, T, D) float32,
+    k_states (B, T) int64,    k_actions (B, Ta) int64               x0_actions (B, Ta, A) float32
+
+with a dynamic batch axis ``batch``; everything is in normalized units. The sampler loop, history inpainting and
+guidance (analytic: the cost gradient on the predicted clean trajectory) stay outside the network, so the same
+Python sampler drives torch, ONNX Runtime and TensorRT.
+
+Metadata (``metadata_props``, every value a JSON string): ``bm_format`` ("bm-denoiser-onnx"), ``bm_version``,
+``model_config`` (:class:`ModelConfig` dict), ``weights_sha256`` (hash of the exported weights), ``state_layout``
+(``bodies``/``dim``/``slices`` of the state representation), ``normalizer`` (state/action mean and std),
+``joint_names``, ``kp`` / ``kd`` (N·m/rad, N·m·s/rad), ``default_joint_pos`` (rad), ``action_scale``,
+``control_dt`` (s), ``checkpoint`` (source path, or ""), ``torch_version``, ``opset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bm_envs import g1_constants as g1
+
+FORMAT = "bm-denoiser-onnx"
+VERSION = 1
+DEFAULT_OPSET = 17
+INPUT_NAMES = ("states", "actions", "k_states", "k_actions")
+OUTPUT_NAMES = ("x0_states", "x0_actions")
+
+
+class ExportError(RuntimeError):
+    """An export or an exported file is invalid; the message names the file or the mismatching field."""
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 over the module's parameters and persistent buffers (names, dtypes, shapes, bytes) in sorted order."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def build_metadata(model, normalizer=None, state_rep=None, checkpoint: str | Path | None = None,
+                   opset: int = DEFAULT_OPSET) -> dict[str, str]:  # fmt: skip
+    """The ``metadata_props`` dict (str -> JSON str) for ``model`` (a :class:`StateActionDiffusionModel`)."""
+    norm: dict[str, Any] = {}
+    if normalizer is not None:
+        norm = {
+            k: normalizer.state_dict()[k].tolist() for k in ("state_mean", "state_std", "action_mean", "action_std")
+        }
+    layout: dict[str, Any] = {}
+    if state_rep is not None:
+        layout = state_rep.layout()
+    meta = {
+        "bm_format": FORMAT,
+        "bm_version": VERSION,
+        "model_config": model.config.to_dict(),
+        "weights_sha256": weights_sha256(model.denoiser),
+        "state_layout": layout,
+        "normalizer": norm,
+        "joint_names": list(g1.JOINT_NAMES),
+        "kp": np.asarray(g1.KP).tolist(),
+        "kd": np.asarray(g1.KD).tolist(),
+        "default_joint_pos": np.asarray(g1.DEFAULT_JOINT_POS).tolist(),
+        "action_scale": np.asarray(g1.ACTION_SCALE).tolist(),
+        "control_dt": float(g1.CONTROL_DT),
+        "checkpoint": str(checkpoint or ""),
+        "torch_version": torch.__version__,
+        "opset": int(opset),
+    }
+    return {k: json.dumps(v) for k, v in meta.items()}
+
+
+def _example_inputs(config, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    c = config
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, c.window, c.state_dim, generator=g),
+        torch.randn(batch, c.action_window, c.action_dim, generator=g),
+        torch.randint(0, c.num_levels + 1, (batch, c.window), generator=g),
+        torch.randint(0, c.num_levels + 1, (batch, c.action_window), generator=g),
+    )
+
+
+def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkpoint: str | Path | None = None,
+                opset: int = DEFAULT_OPSET, check: bool = True) -> Path:  # fmt: skip
+    """Export ``model.denoiser`` (float32, CPU, eval) to ``path`` atomically (temporary file + rename).
+
+    ``check`` runs ``onnx.checker`` and one ONNX Runtime call against torch (max abs error <= 1e-3, else
+    :class:`ExportError`). Returns the path.
+    """
+    import copy
+
+    import onnx
+
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ExportError(f"output must be a .onnx file, got {str(path)!r}")
+    if not 7 <= int(opset) <= 23:
+        raise ExportError(f"opset must be in [7, 23] (ONNX Runtime CPU), got {opset=}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    den = copy.deepcopy(model.denoiser).to("cpu", torch.float32).eval()
+    example = _example_inputs(model.config)
+    dyn = {n: {0: "batch"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():  # the forward's shape checks become trace-time constants: intended
+            warnings.simplefilter("ignore")
+            torch.onnx.export(den, example, tmp, dynamo=False, opset_version=int(opset), input_names=list(INPUT_NAMES),
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=dyn, do_constant_folding=True)  # fmt: skip
+        proto = onnx.load(tmp)
+        meta = build_metadata(model, normalizer, state_rep, checkpoint, opset)
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            proto.metadata_props.add(key=k, value=v)
+        proto.doc_string = "bm planner denoiser: one denoising step (see bm_planner/export/onnx_export.py)"
+        if check:
+            onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+        if check:
+            _check_against_torch(tmp, den, example)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_against_torch(path: str | Path, den: torch.nn.Module, example: tuple[torch.Tensor, ...], atol: float = 1e-3):
+    from bm_planner.export.ort import make_session
+
+    sess = make_session(path, threads=1)
+    out = sess.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, example)})
+    with torch.no_grad():
+        ref = den(*example)
+    for name, o, r in zip(OUTPUT_NAMES, out, ref):
+        err = float(np.abs(o - r.numpy()).max())
+        if not err <= atol:
+            raise ExportError(f"{path}: ONNX Runtime output {name} differs from torch by {err:.3g} (> {atol})")
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Decoded metadata of an exported file (raises :class:`ExportError` if it is not a bm denoiser export)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"no ONNX file at {path}")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others
+        raise ExportError(f"cannot read {path}: {exc}") from exc
+    try:
+        meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path}: metadata is not JSON: {exc}") from exc
+    if meta.get("bm_format") != FORMAT or meta.get("bm_version") != VERSION:
+        raise ExportError(f"{path} is not a {FORMAT} v{VERSION} file (bm_format={meta.get('bm_format')!r})")
+    return meta
+
+
+def check_metadata(meta: dict[str, Any], model, path: str | Path = "", check_weights: bool = True) -> None:
+    """Raise :class:`ExportError` naming the differing fields if ``meta`` was not exported from ``model``."""
+    want = model.config.to_dict()
+    got = meta.get("model_config", {})
+    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if diff:
+        detail = ", ".join(f"{k}: file {got.get(k)!r} vs model {want.get(k)!r}" for k in diff[:6])
+        raise ExportError(f"{path}: model config mismatch ({detail}); re-export with bm-export")
+    if check_weights and meta.get("weights_sha256") != weights_sha256(model.denoiser):
+        raise ExportError(
+            f"{path}: weights differ from the model's (weights_sha256 mismatch); re-export with bm-export"
+        )
+
+
+def cache_dir() -> Path:
+    """Where automatic exports go: ``$BM_CACHE_DIR/onnx`` or ``~/.cache/bm/onnx``."""
+    root = os.environ.get("BM_CACHE_DIR") or Path.home() / ".cache" / "bm"
+    return Path(root) / "onnx"
+
+
+def cached_export(model, normalizer=None, state_rep=None, checkpoint=None, opset: int = DEFAULT_OPSET) -> Path:
+    """Export ``model`` to the cache (keyed by weights, config, torch version and opset) unless already there."""
+    cfg = json.dumps(model.config.to_dict(), sort_keys=True)
+    key = hashlib.sha256(f"{weights_sha256(model.denoiser)}|{cfg}|{torch.__version__}|{opset}".encode()).hexdigest()
+    path = cache_dir() / f"denoiser-{key[:24]}.onnx"
+    if not path.is_file():
+        export_onnx(model, path, normalizer, state_rep, checkpoint, opset)
+    return path

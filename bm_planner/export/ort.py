@@ -1,0 +1,105 @@
+"""ONNX Runtime backend: :class:`OnnxDenoiser`, a drop-in for the torch denoiser, and :func:`with_backend`.
+
+``OnnxDenoiser(path)(states, actions, k_states, k_actions) -> (x0_states, x0_actions)`` has the torch denoiser's
+call signature and shapes (states (B, T, D), actions (B, Ta, A) float; levels (B, T) / (B, Ta) int), so
+:func:`with_backend` can swap it into a :class:`StateActionDiffusionModel` and the unchanged sampler and guidance
+code drive it. Inputs are copied to CPU float32 / int64 numpy arrays; outputs come back as torch tensors on the
+inputs' device and dtype.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bm_planner.export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, ExportError, check_metadata, read_metadata
+
+BACKENDS = ("torch", "onnx", "tensorrt")
+
+
+def make_session(path: str | Path, threads: int | None = 1, providers: list[str] | None = None):
+    """An ``onnxruntime.InferenceSession`` with all graph optimizations, ``threads`` intra-op threads (None: ORT's
+    default, one per core), one inter-op thread and sequential execution (best for batch-1 control)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {threads=}")
+        so.intra_op_num_threads = int(threads)
+        if int(threads) == 1:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+
+
+class OnnxDenoiser(nn.Module):
+    """The exported denoiser run by ONNX Runtime (no parameters; ``metadata`` holds the file's metadata).
+
+    ``model``: when given, the file's config and weight hash must match it (:class:`ExportError` otherwise).
+    """
+
+    def __init__(self, path: str | Path, model=None, threads: int | None = 1, providers: list[str] | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        if model is not None:
+            check_metadata(self.metadata, model, self.path)
+        self.session = make_session(self.path, threads, providers)
+        names = [i.name for i in self.session.get_inputs()]
+        if names != list(INPUT_NAMES):
+            raise ExportError(f"{self.path}: inputs {names}, expected {list(INPUT_NAMES)}")
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor):
+        feed = {
+            "states": np.ascontiguousarray(states.detach().to("cpu", torch.float32).numpy()),
+            "actions": np.ascontiguousarray(actions.detach().to("cpu", torch.float32).numpy()),
+            "k_states": np.ascontiguousarray(k_states.detach().to("cpu", torch.int64).numpy()),
+            "k_actions": np.ascontiguousarray(k_actions.detach().to("cpu", torch.int64).numpy()),
+        }
+        p_s, p_a = self.session.run(list(OUTPUT_NAMES), feed)
+        return (torch.from_numpy(p_s).to(states.device, states.dtype),
+                torch.from_numpy(p_a).to(actions.device, actions.dtype))  # fmt: skip
+
+
+def with_backend(model, backend: str = "torch", onnx_path: str | Path | None = None, threads: int | None = 1,
+                 normalizer=None, state_rep=None, checkpoint=None, fast_sampler: bool = True):  # fmt: skip
+    """``model`` (returned as is for "torch") or a shallow copy whose ``denoiser`` runs on ``backend``.
+
+    "onnx": ONNX Runtime on the CPU from ``onnx_path`` (checked against the model's config and weights), or from an
+    automatic export in :func:`~bm_planner.export.onnx_export.cache_dir` when ``onnx_path`` is None.
+    "tensorrt": a TensorRT engine built from that ONNX file (needs ``tensorrt`` and a CUDA GPU).
+    The copy shares the scheduler and config; the original model is left unchanged. ``fast_sampler``: its
+    ``sample`` runs DDIM through :class:`~bm_planner.export.fast_sampler.FastDDIMSampler` (same numbers, less
+    per-step overhead; DDPM still uses the reference loop).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch":
+        if onnx_path is not None:
+            raise ValueError("onnx_path is only used with backend='onnx' or 'tensorrt'")
+        return model
+    from bm_planner.export.onnx_export import cached_export
+
+    if onnx_path is None:
+        onnx_path = cached_export(model, normalizer, state_rep, checkpoint)
+    if backend == "onnx":
+        den: nn.Module = OnnxDenoiser(onnx_path, model=model, threads=threads)
+    else:
+        from bm_planner.export.tensorrt import TensorRTDenoiser
+
+        den = TensorRTDenoiser.from_onnx(onnx_path, model=model)
+    fast = copy.copy(model)  # shallow: share scheduler/config; own _modules dict so the original keeps its denoiser
+    fast._modules = dict(model._modules)
+    fast.denoiser = den
+    if fast_sampler:
+        from bm_planner.export.fast_sampler import install_fast_sampler
+
+        install_fast_sampler(fast)
+    return fast

@@ -1,0 +1,33 @@
+"""bm-bench planner: the --quick run writes a complete JSON and the markdown table; configs are validated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bm_planner.bench_planner import PlannerBenchConfig, main, to_markdown
+
+
+def test_quick_bench_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BM_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["planner", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    rows = result["rows"]
+    assert {r["backend"] for r in rows} >= {"torch", "onnx", "onnx+fast"}
+    assert {r["start"] for r in rows} == {"cold", "warm"}
+    for r in rows:
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["realtime_factor"] > 0
+    warm = next(r for r in rows if r["start"] == "warm")
+    assert warm["steps"] < next(r for r in rows if r["start"] == "cold")["steps"]
+    m = result["models"]["small"]
+    assert m["flops_per_step"] > 0 and m["matmul_flops_per_s"]["1"] > 0
+    md = (tmp_path / "bench.md").read_text()
+    assert md == to_markdown(result) and "| small | onnx |" in md
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="presets"):
+        PlannerBenchConfig(configs=("huge",))
+    with pytest.raises(ValueError, match="repeats"):
+        PlannerBenchConfig(repeats=1)
