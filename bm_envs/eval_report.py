@@ -125,7 +125,9 @@ def _policy_label(config: dict[str, Any]) -> str:
     agent = config.get("agent") or {}
     if kind == "diffusion":
         scale = float(agent.get("guidance_scale", 0.0))
-        return f"diffusion `{Path(path).name}` " + (f"guided (scale {scale:g})" if scale > 0 else "unguided")
+        backend = config.get("backend", "torch")
+        return (f"diffusion `{Path(path).name}` " + (f"guided (scale {scale:g})" if scale > 0 else "unguided")
+                + (", warm start" if agent.get("warm_start") else "") + ("" if backend == "torch" else f", {backend}"))
     return f"{kind} `{Path(path).name}`"
 
 

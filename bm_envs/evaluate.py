@@ -72,6 +72,7 @@ class EvalConfig:
     expert: str = "fastsac"
     policy: str = "expert"  # "expert" | "diffusion:CKPT_OR_RUN_DIR" | "bc:DIR"
     agent: dict[str, Any] | None = None  # AgentConfig overrides for the diffusion / bc policies
+    backend: str = "torch"  # diffusion denoiser: "torch" | "onnx" | "tensorrt"
     time_limit_s: float | None = None
     video_trial: int | None = None
     out: str = "outputs/eval"
@@ -79,6 +80,8 @@ class EvalConfig:
     def __post_init__(self):
         if self.scenario is None and self.suite not in SUITES:
             raise ValueError(f"unknown suite {self.suite!r}; known: {sorted(SUITES)} (or give a scenario file)")
+        if self.backend not in ("torch", "onnx", "tensorrt"):
+            raise ValueError(f"backend must be 'torch', 'onnx' or 'tensorrt', got {self.backend!r}")
         if self.trials < 1 or self.workers < 1:
             raise ValueError(f"trials and workers must be >= 1, got {self.trials=}, {self.workers=}")
         if self.randomization is not None:
@@ -175,7 +178,7 @@ def make_policy(cfg: EvalConfig):
     torch.set_num_threads(1)  # one core per worker process
     agent_cfg = AgentConfig(**(cfg.agent or {}))
     if kind == "diffusion":
-        return DiffusionAgent.from_pretrained(path, agent_cfg)
+        return DiffusionAgent.from_pretrained(path, agent_cfg, backend=cfg.backend)
     from bm_planner.baselines.bc import BCModel
     from bm_planner.data.state import StateRepresentation
 
@@ -294,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
     p.add_argument("--policy", default="expert", help="expert | diffusion:CKPT_OR_RUN_DIR | bc:DIR")
     p.add_argument("--agent", default=None, metavar="JSON", help="AgentConfig overrides, e.g. '{\"guidance_scale\": 1}'")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "tensorrt"],
+                   help="denoiser runtime of a diffusion policy (onnx: exported once to the cache, then ONNX Runtime)")
     p.add_argument("--time-limit-s", type=float, default=None, help="override the episode length (s)")
     p.add_argument("--video", action="store_true", help="record trial 0 as an mp4 in --out")
     p.add_argument("--out", default=None, help="output folder (default outputs/eval/<suite>)")
@@ -307,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             randomize=not args.no_randomize, randomization=overrides, pursuit=pursuit,
             latency_ms=tuple(args.latency_ms), expert=args.expert, time_limit_s=args.time_limit_s,
             policy=args.policy, agent=_parse_json_arg("--agent", args.agent) if args.agent else None,
+            backend=args.backend,
             video_trial=0 if args.video else None, out=args.out or "",
         )  # fmt: skip
         name = cfg.name
