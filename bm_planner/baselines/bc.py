@@ -33,6 +33,7 @@ class BCConfig:
     hidden: int = 512
     layers: int = 3
     action_horizon: int = 1  # one planned action (a_t)
+    history_actions: bool = True  # False: the input is the state history only (no copycat feedback, see agent docs)
 
     def __post_init__(self):
         if min(self.state_dim, self.action_dim, self.hidden, self.layers) < 1 or self.n_history < 1:
@@ -44,7 +45,7 @@ class BCModel(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        d_in = (c.n_history + 1) * c.state_dim + c.n_history * c.action_dim
+        d_in = (c.n_history + 1) * c.state_dim + (c.n_history * c.action_dim if c.history_actions else 0)
         dims = [d_in] + [c.hidden] * c.layers
         mods: list[nn.Module] = []
         for a, b in zip(dims, dims[1:]):
@@ -54,6 +55,8 @@ class BCModel(nn.Module):
 
     def forward(self, history_states: torch.Tensor, history_actions: torch.Tensor) -> torch.Tensor:
         """(B, N+1, D), (B, N, A) normalized → a_t (B, A) normalized."""
+        if not self.config.history_actions:
+            return self.net(history_states.flatten(1))
         x = torch.cat([history_states.flatten(1), history_actions.flatten(1)], dim=1)
         return self.net(x)
 
@@ -83,14 +86,15 @@ class BCModel(nn.Module):
         return model.eval(), norm, meta["state_layout"]
 
 
-def train_bc(data: str, out: str, steps: int = 20000, batch: int = 256, lr: float = 1e-3, seed: int = 0) -> dict:
+def train_bc(data: str, out: str, steps: int = 20000, batch: int = 256, lr: float = 1e-3, seed: int = 0,
+             history_actions: bool = True) -> dict:
     from bm_planner.data.dataset import TrajectoryDataset
 
     torch.manual_seed(seed)
     ds = TrajectoryDataset(data, split="train")
     val = TrajectoryDataset(data, split="val")
     n = ds.rep.dim
-    model = BCModel(BCConfig(state_dim=n))
+    model = BCModel(BCConfig(state_dim=n, history_actions=history_actions))
     N = model.config.n_history
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.05)
@@ -129,9 +133,11 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-history-actions", action="store_true", help="condition on the state history only")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(json.dumps(train_bc(args.data, args.out, args.steps, args.batch), indent=2))
+    result = train_bc(args.data, args.out, args.steps, args.batch, history_actions=not args.no_history_actions)
+    print(json.dumps(result, indent=2))
     return 0
 
 

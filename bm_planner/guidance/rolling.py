@@ -33,6 +33,11 @@ class RollingGuidanceInference:
                  sampler: str = "ddim"):  # fmt: skip
         c = model.config
         self.model, self.normalizer, self.rep = model, normalizer, state_rep
+        self.sampler = sampler
+        if not hasattr(c, "num_levels"):  # not a diffusion model (e.g. the BC baseline): one plain call per plan
+            self.num_steps, self.warm_steps, self.warm_start, self.k_states, self.k_actions = num_steps, 1, False, 0, 0
+            self.reset()
+            return
         self.k_states = c.warm_start_state_level if k_states is None else int(k_states)
         self.k_actions = c.warm_start_action_level if k_actions is None else int(k_actions)
         for name, k in (("k_states", self.k_states), ("k_actions", self.k_actions)):
@@ -47,7 +52,7 @@ class RollingGuidanceInference:
             raise ValueError(
                 f"warm_steps must be in [1, {max(top, 1)}] (the highest warm-start level), got {warm_steps}"
             )
-        self.num_steps, self.warm_steps, self.warm_start, self.sampler = num_steps, warm_steps, warm_start, sampler
+        self.num_steps, self.warm_steps, self.warm_start = num_steps, warm_steps, warm_start
         self.reset()
 
     def reset(self) -> None:

@@ -55,3 +55,20 @@ def test_bm_train_on_collected_data_then_resume(tmp_path):
     item = ds[0]
     plan = model.sample(item["states"][None, :5], item["actions"][None, :4], num_steps=2, sampler="ddim")
     assert plan.states.shape == (1, 21, ds.state_dim) and bool(torch.isfinite(plan.actions).all())
+
+    # fine-tuning: a new run initialized from this one's EMA weights, with history actions hidden (no new weights)
+    cfg2 = tmp_path / "tiny-ft.yaml"
+    cfg2.write_text(cfg.read_text().replace("model: {", "model: {history_actions: false, "))
+    run2 = tmp_path / "run2"
+    args2 = ["--config", str(cfg2), "--data", str(data), "--out", str(run2), "--no-progress", "--device", "cpu"]
+    assert train([*args2, "--steps", "1", "--init-from", str(run)]) == 0
+    ft, ft_ckpt = load_diffusion_model(run2)
+    assert ft.config.history_actions is False and ft_ckpt.step == 1
+    # one small step away from the source weights, not a fresh initialization
+    src = model.state_dict()
+    drift = max((v - src[k]).abs().max().item() for k, v in ft.state_dict().items())
+    assert drift < 0.05
+    cfg3 = tmp_path / "tiny-wide.yaml"
+    cfg3.write_text(cfg.read_text().replace("width: 32", "width: 64"))
+    bad = ["--config", str(cfg3), "--data", str(data), "--out", str(tmp_path / "run3"), "--no-progress"]
+    assert train([*bad, "--steps", "1", "--init-from", str(run)]) == 2
