@@ -18,6 +18,12 @@ of the 50/50 mixture of the data and its mirror image — so the normalizer is t
 Mirror augmentation: with probability ``mirror_prob`` an item is replaced by its left/right mirror image
 (:meth:`StateRepresentation.mirror_states`, :func:`bm_planner.data.mirror.mirror_actions`); random draws use
 ``torch``'s generator, so DataLoader workers are seeded the usual torch way.
+
+History actions (``history_actions``): ``"label"`` gives the expert's clean actions at every position;
+``"executed"`` gives the actions the robot executed (label + the collection's OU noise) at the N history positions
+and the clean labels for the future. Conditioned on clean labels, a planner learns to extrapolate its own history
+actions and, closed loop, amplifies its own errors (copycat feedback); conditioned on executed (noisy) actions it
+must read the state history to recover the clean action, the DART-style remedy.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from bm_planner.data import storage
 from bm_planner.data.mirror import mirror_actions
 from bm_planner.data.normalizer import Normalizer, symmetrize
 from bm_planner.data.state import StateRepresentation
-from bm_planner.data.trajectory import WINDOW
+from bm_planner.data.trajectory import N_HISTORY, WINDOW
 from bm_planner.data.windows import RunningStats, window_starts, window_states
 
 SPLITS = ("train", "val")
@@ -50,6 +56,9 @@ def val_episodes(episodes, val_fraction: float, seed: int) -> set[int]:
     return val
 
 
+HISTORY_ACTIONS = ("label", "executed")
+
+
 class TrajectoryDataset(Dataset):
     """Windows of a data set folder ``root`` (see the module docstring).
 
@@ -58,11 +67,15 @@ class TrajectoryDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, split: str = "train", normalize: bool = True, mirror_prob: float = 0.0,
-                 val_fraction: float = 0.05, seed: int = 0, bodies=None, normalizer: Normalizer | None = None):  # fmt: skip
+                 val_fraction: float = 0.05, seed: int = 0, bodies=None, normalizer: Normalizer | None = None,
+                 history_actions: str = "label"):  # fmt: skip
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not (0.0 <= mirror_prob <= 1.0):
             raise ValueError(f"mirror_prob must be in [0, 1], got {mirror_prob!r}")
+        if history_actions not in HISTORY_ACTIONS:
+            raise ValueError(f"history_actions must be one of {HISTORY_ACTIONS}, got {history_actions!r}")
+        self.history_actions = history_actions
         if not (0.0 <= val_fraction < 1.0):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.root, self.split, self.normalize, self.mirror_prob = Path(root), split, normalize, float(mirror_prob)
@@ -86,7 +99,7 @@ class TrajectoryDataset(Dataset):
     # ------------------------------------------------------------------ loading
     def _load(self, listed: list[int], val: set[int]) -> None:
         keep = (lambda e: e in val) if self.split == "val" else (lambda e: e not in val)
-        cols = {k: [] for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "feat", "action")}
+        cols = {k: [] for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "feat", "action", "action_exec")}
         starts, win_ep, win_local, episodes, shard_stats = [], [], [], [], []
         self.skipped: dict[str, str] = {}
         offset = 0
@@ -110,6 +123,8 @@ class TrajectoryDataset(Dataset):
                 win_local.append(s)
                 for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "action"):
                     cols[k].append(ep[k])
+                if self.history_actions == "executed":
+                    cols["action_exec"].append(ep["action_exec"])
                 feat = self.rep.body_features(
                     ep["root_pos_w"], ep["root_quat_w"], ep["body_pos_w"], ep["body_lin_vel_w"]
                 )
@@ -121,6 +136,7 @@ class TrajectoryDataset(Dataset):
         self._root_vel = cat(cols["root_lin_vel_w"], (3,))
         self._feat = cat(cols["feat"], (6 * self.rep.K,))
         self._actions = cat(cols["action"], (g1.NUM_JOINTS,))
+        self._actions_exec = cat(cols["action_exec"], (g1.NUM_JOINTS,)) if self.history_actions == "executed" else None
         self._starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self._win_episode = np.concatenate(win_ep) if win_ep else np.zeros(0, np.int64)
         self._win_local = np.concatenate(win_local) if win_local else np.zeros(0, np.int64)
@@ -160,7 +176,10 @@ class TrajectoryDataset(Dataset):
         """Un-normalized, un-mirrored states ``(n, T, D)`` and actions ``(n, T, 29)`` (float64/float32)."""
         g = self._starts[np.asarray(idx, dtype=np.int64)]
         s = window_states(self.rep, self._root_pos, self._root_quat, self._root_vel, self._feat, g, WINDOW)
-        return s, self._actions[g[:, None] + np.arange(WINDOW)]
+        a = self._actions[g[:, None] + np.arange(WINDOW)]
+        if self._actions_exec is not None:  # history actions = what the robot executed (label + OU noise)
+            a[:, :N_HISTORY] = self._actions_exec[g[:, None] + np.arange(N_HISTORY)]
+        return s, a
 
     def _items(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))

@@ -45,6 +45,8 @@ class ModelConfig:
         action_state_lookahead: action token i attends to state tokens j <= i + lookahead (0 = the paper's scheme).
         history_actions: whether planned actions may read the executed history actions (the paper: True; ``False``
             hides them, see ``transformer.py`` for why).
+        history_action_noise: std (normalized units) of i.i.d. Gaussian noise added to the history actions in training
+            only, so the planner cannot simply extrapolate its own past actions (0 = off).
         state_loss_weight / action_loss_weight: weights of the two MSE terms (each a per-element mean).
         warm_start_state_level / warm_start_action_level: levels a previous plan is re-noised to (paper: 14 / 4).
     """
@@ -67,6 +69,7 @@ class ModelConfig:
     attn_dropout: float = 0.3
     action_state_lookahead: int = 0
     history_actions: bool = True
+    history_action_noise: float = 0.0
     state_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     warm_start_state_level: int = 14
@@ -92,6 +95,7 @@ class ModelConfig:
             raise ConfigError(f"width must be divisible by heads; got {self.width=}, {self.heads=}")
         for name in ("mlp_ratio", "state_loss_weight", "action_loss_weight"):
             _check_float(self, name, lo=0.0, lo_open=name == "mlp_ratio")
+        _check_float(self, "history_action_noise", lo=0.0, hi=10.0)
         for name in ("dropout", "attn_dropout"):
             _check_float(self, name, lo=0.0, hi=1.0, hi_open=True)
         if self.state_loss_weight == 0.0 and self.action_loss_weight == 0.0:

@@ -94,6 +94,9 @@ class StateActionDiffusionModel(nn.Module):
         k_s, k_a = self.sample_levels(b, states.device, generator) if levels is None else levels
         x_s = self.scheduler.add_noise(states, _randn(states, generator), k_s)
         x_a = self.scheduler.add_noise(actions, _randn(actions, generator), k_a)
+        if c.history_action_noise > 0 and self.training:  # corrupt the (level-0) history actions, training only
+            n = c.n_known_actions
+            x_a = torch.cat([x_a[:, :n] + c.history_action_noise * _randn(x_a[:, :n], generator), x_a[:, n:]], 1)
         p_s, p_a = self(x_s, x_a, k_s, k_a)
         fs = slice(c.n_known_states, c.window)
         fa = slice(c.n_known_actions, c.n_known_actions + c.action_loss_steps)

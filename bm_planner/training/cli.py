@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from bm_planner.data.dataset import TrajectoryDataset
         from bm_planner.training.trainer import DDPMTrainer
 
-        train_ds = TrajectoryDataset(args.data, split="train", normalize=True, mirror_prob=config.train.mirror_prob)
-        val_ds = TrajectoryDataset(args.data, split="val", normalize=True, mirror_prob=0.0)
+        hist = config.train.history_actions
+        train_ds = TrajectoryDataset(args.data, split="train", normalize=True, mirror_prob=config.train.mirror_prob,
+                                     history_actions=hist)  # fmt: skip
+        val_ds = TrajectoryDataset(args.data, split="val", normalize=True, mirror_prob=0.0, history_actions=hist)
         item = train_ds[0]
         dims = {"state_dim": int(item["states"].shape[-1]), "action_dim": int(item["actions"].shape[-1])}
         config = config.replace(model=dims)

@@ -35,6 +35,7 @@ class TrainConfig:
 
     Other fields: ``mixed_precision`` ("auto" = bf16 where supported else fp16; autocast is used on CUDA only);
     ``num_workers`` DataLoader workers; ``mirror_prob`` left/right mirror augmentation passed to the dataset;
+    ``history_actions`` the data set's history actions ("label" or "executed", see ``TrajectoryDataset``);
     ``log_every`` / ``eval_every`` / ``ckpt_every`` in steps; ``keep_last`` checkpoints kept (plus the best);
     ``val_batches`` batches for the denoising-loss metrics, ``sample_batches`` batches sampled in full with
     ``sample_steps`` DDIM steps (0 = K-step DDPM); ``early_stop_patience`` evaluations without an improvement of
@@ -58,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     mirror_prob: float = 0.0
+    history_actions: str = "label"  # "label" | "executed": what the data set gives as history actions
     log_every: int = 50
     eval_every: int = 2_000
     ckpt_every: int = 2_000
@@ -87,6 +89,8 @@ class TrainConfig:
         _check_float(self, "ema_power", lo=0.0, lo_open=True)
         for name in ("adam_beta1", "adam_beta2"):
             _check_float(self, name, lo=0.0, hi=1.0, hi_open=True)
+        if self.history_actions not in ("label", "executed"):
+            raise ConfigError(f"TrainConfig.history_actions must be 'label' or 'executed'; got {self.history_actions!r}")
         for name in ("min_lr_ratio", "mirror_prob", "ema_min_decay", "ema_max_decay"):
             _check_float(self, name, lo=0.0, hi=1.0)
         if self.ema_min_decay > self.ema_max_decay:

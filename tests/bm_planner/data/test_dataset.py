@@ -99,3 +99,23 @@ def test_other_body_set_and_bad_arguments(tiny_root, tmp_path):
         TrajectoryDataset(tiny_root, mirror_prob=1.5)
     with pytest.raises(FileNotFoundError, match="manifest"):
         TrajectoryDataset(tmp_path)
+
+
+def test_executed_history_actions(tiny_root):
+    """history_actions="executed": the N history actions are the executed (label + OU noise) ones, the rest labels."""
+    from bm_planner.data import storage
+    from bm_planner.data.trajectory import N_HISTORY
+
+    lab = TrajectoryDataset(tiny_root, "train", normalize=False)
+    exe = TrajectoryDataset(tiny_root, "train", normalize=False, history_actions="executed")
+    assert len(lab) == len(exe)
+    i = len(lab) // 2
+    a_lab, a_exe = lab[i]["actions"].numpy(), exe[i]["actions"].numpy()
+    assert np.array_equal(a_lab[N_HISTORY:], a_exe[N_HISTORY:])
+    assert np.abs(a_lab[:N_HISTORY] - a_exe[:N_HISTORY]).max() > 1e-3  # the OU noise is there
+    ep, start = exe.window_info(i)
+    arrays = next(e for s in sorted(tiny_root.glob("shard-*.npz")) for e in storage.split_episodes(storage.read_shard(s))
+                  if int(e["meta"]["episode_index"]) == ep)  # fmt: skip
+    assert np.allclose(a_exe[:N_HISTORY], arrays["action_exec"][start : start + N_HISTORY])
+    with pytest.raises(ValueError, match="history_actions"):
+        TrajectoryDataset(tiny_root, "train", history_actions="noisy")

@@ -159,3 +159,25 @@ def test_plan_shift_for_warm_start():
     assert plan.shifted(0) is not None and torch.equal(plan.shifted(0).states, s)
     with pytest.raises(ValueError, match="steps"):
         plan.shifted(12)
+
+
+def test_history_action_noise_applies_in_training_only():
+    from bm_planner.model import ModelConfig, StateActionDiffusionModel
+
+    c = ModelConfig(state_dim=7, action_dim=5, width=32, depth=1, heads=2, attn_dropout=0.0, history_action_noise=0.5)
+    torch.manual_seed(0)
+    model = StateActionDiffusionModel(c)
+    g = torch.Generator().manual_seed(0)
+    s, a = torch.randn(3, c.window, 7, generator=g), torch.randn(3, c.action_window, 5, generator=g)
+    levels = model.sample_levels(3, torch.device("cpu"), torch.Generator().manual_seed(1))
+    seen = []
+    model.denoiser.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
+    for train in (True, False):
+        model.train(train)
+        model.compute_loss(s, a, generator=torch.Generator().manual_seed(2), levels=levels)
+    n = c.n_known_actions
+    noisy, clean = seen
+    assert torch.equal(clean[:, :n], a[:, :n])  # eval: history actions untouched (level 0 = exact)
+    assert 0.3 < (noisy[:, :n] - a[:, :n]).std() < 0.7
+    with pytest.raises(ValueError, match="history_action_noise"):
+        ModelConfig(history_action_noise=-1.0)
