@@ -307,7 +307,7 @@ class DDPMTrainer:
         src_model = src.config.get("run_config", {}).get("model", {})
         mine = self.config.model.to_dict()
         free = ("state_loss_weight", "action_loss_weight", "history_actions", "history_action_noise", "dropout",
-                "attn_dropout")  # these change no weight shapes
+                "attn_dropout", "action_state_lookahead")  # these change no weight shapes
         arch = [k for k in mine if k not in free and src_model.get(k, mine[k]) != mine[k]]
         if arch:
             raise ValueError(f"--init-from {path}: model config differs in {arch}; fine-tuning needs the same "
