@@ -49,13 +49,15 @@ class AgentConfig:
     """Inference settings. ``num_steps``: denoising steps per plan (≤ K); ``sampler``: "ddpm" | "ddim";
     ``replan_every``: control steps executed per plan (1 … action_loss_steps); ``guidance_scale`` ≥ 0;
     ``warm_start``: rolling inference (:class:`RollingGuidanceInference`: the previous plan re-noised to the model's
-    warm-start levels, ``warm_steps`` denoising steps, default proportional to ``num_steps``)."""
+    warm-start levels, ``warm_steps`` denoising steps, default proportional to ``num_steps``); ``two_stage``: re-sample
+    the actions given the final (guided) planned states (see :class:`RollingGuidanceInference`)."""
 
     num_steps: int = 10
     sampler: str = "ddim"
     replan_every: int = 2
     warm_start: bool = False
     warm_steps: int | None = None
+    two_stage: bool = False
     guidance_scale: float = 0.0
     guidance_max_grad_norm: float = 10.0
     guidance_stop_below: int = 0
@@ -127,7 +129,7 @@ class DiffusionAgent:
             self.model = with_backend(self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep)
         self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
                                                 self.config.warm_start, warm_steps=self.config.warm_steps,
-                                                sampler=self.config.sampler)  # fmt: skip
+                                                sampler=self.config.sampler, two_stage=self.config.two_stage)  # fmt: skip
         self.path: str | None = None
         self.reset()
 

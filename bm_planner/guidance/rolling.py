@@ -25,13 +25,16 @@ class RollingGuidanceInference:
     ``num_steps``: cold-start denoising steps; ``warm_start``: reuse the previous plan when possible;
     ``k_states`` / ``k_actions``: warm-start levels (default: the model config's ``warm_start_*_level``);
     ``warm_steps``: warm-start denoising steps (default proportional, see the module docstring);
-    ``sampler``: "ddim" | "ddpm".
+    ``sampler``: "ddim" | "ddpm"; ``two_stage``: after the (guided) joint sample, re-sample the actions from level K
+    with the planned states held clean (level 0) — the independent noise levels allow it — so the actions follow
+    the guided states instead of being committed while the states were still noisy (doubles the denoiser calls).
     """
 
     def __init__(self, model, normalizer, state_rep, num_steps: int = 10, warm_start: bool = True,
                  k_states: int | None = None, k_actions: int | None = None, warm_steps: int | None = None,
-                 sampler: str = "ddim"):  # fmt: skip
+                 sampler: str = "ddim", two_stage: bool = False):  # fmt: skip
         c = model.config
+        self.two_stage = bool(two_stage) and hasattr(c, "num_levels")
         self.model, self.normalizer, self.rep = model, normalizer, state_rep
         self.sampler = sampler
         if not hasattr(c, "num_levels"):  # not a diffusion model (e.g. the BC baseline): one plain call per plan
@@ -88,6 +91,11 @@ class RollingGuidanceInference:
         else:
             out = self.model.sample(history_states, history_actions, num_steps=self.num_steps, sampler=self.sampler,
                                     guidance=guidance, generator=generator)  # fmt: skip
+        if self.two_stage:
+            c = self.model.config
+            out = self.model.sample(history_states, history_actions, num_steps=self.num_steps, sampler=self.sampler,
+                                    generator=generator, init=out, k_start_states=0,
+                                    k_start_actions=c.num_levels)  # fmt: skip
         self.prev, self.prev_ref, self.last_was_warm = out, (ref_pos_w, ref_yaw), warm
         return out
 

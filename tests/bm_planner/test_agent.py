@@ -144,3 +144,19 @@ def test_bad_observations_raise_clear_errors(shipped_agent, history):
         shipped_agent.predict(dict(obs, root_pos_w=np.array([np.nan, 0, 0.8])))
     with pytest.raises(ValueError, match="lacks"):
         shipped_agent.predict({k: v for k, v in obs.items() if k != "body_pos_w"})
+
+
+def test_two_stage_keeps_the_planned_states_and_resamples_the_actions(shipped_agent, history):
+    from bm_planner.guidance.rolling import RollingGuidanceInference
+
+    hs, ha, (ref_pos, ref_yaw), _ = history
+    a = shipped_agent
+    plans = []
+    for two in (False, True):
+        r = RollingGuidanceInference(a.model, a.normalizer, a.rep, num_steps=6, warm_start=False, two_stage=two)
+        plans.append(r.plan(hs, ha, ref_pos[None], [ref_yaw], generator=torch.Generator().manual_seed(0)))
+    one, two = plans
+    assert torch.equal(one.states, two.states)
+    n = a.model.config.n_known_actions
+    assert torch.equal(one.actions[:, :n], two.actions[:, :n])  # history kept
+    assert (one.actions[:, n:] - two.actions[:, n:]).abs().max() > 1e-3  # future actions re-sampled
