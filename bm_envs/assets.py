@@ -76,7 +76,8 @@ def cache_dir() -> Path:
     return root.expanduser()
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -103,7 +104,7 @@ def _download_wheel(wheel: PinnedWheel, dest: Path) -> Path:
                 f"registry, or set BM_WHEELHOUSE to a folder holding {wheel.filename}.\n"
                 f"pip said: {proc.stderr.strip()[-600:]}"
             )
-    digest = _sha256(target)
+    digest = sha256_file(target)
     if digest != wheel.sha256:
         target.unlink(missing_ok=True)
         raise AssetUnavailableError(

@@ -39,6 +39,7 @@ import numpy as np
 from gymnasium import spaces
 
 from bm_envs import g1_constants as g1
+from bm_envs.render import SceneRenderer
 from bm_envs.rotations import quat_from_yaw, yaw_from_quat
 from bm_envs.scenario import Scenario, ScenarioError, load_scenario
 from bm_envs.scene import build_model
@@ -138,8 +139,7 @@ class G1BaseEnv(gym.Env):
         self._last_action = np.zeros(g1.NUM_JOINTS)
         self._steps = 0
         self._physics_steps = 0
-        self._renderer: mujoco.Renderer | None = None
-        self._viewer = None
+        self._scene_renderer = SceneRenderer(self.model, self.data, render_mode, self._width, self._height)
         self._next_push_t = np.inf
 
     # ------------------------------------------------------------------ task hooks
@@ -325,26 +325,7 @@ class G1BaseEnv(gym.Env):
 
     # ------------------------------------------------------------------ rendering
     def render(self):
-        if self.render_mode == "rgb_array":
-            if self._renderer is None:
-                self._renderer = mujoco.Renderer(self.model, self._height, self._width)
-                self._cam = mujoco.MjvCamera()
-                self._cam.distance, self._cam.azimuth, self._cam.elevation = 4.0, 135.0, -25.0
-            self._cam.lookat[:] = [self.data.qpos[0], self.data.qpos[1], 0.6]
-            self._renderer.update_scene(self.data, self._cam)
-            return self._renderer.render()
-        if self.render_mode == "human":
-            if self._viewer is None:
-                from mujoco import viewer
-
-                self._viewer = viewer.launch_passive(self.model, self.data)
-            self._viewer.sync()
-        return None
+        return self._scene_renderer.render([self.data.qpos[0], self.data.qpos[1], 0.6])
 
     def close(self):
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None
+        self._scene_renderer.close()

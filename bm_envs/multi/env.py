@@ -67,6 +67,7 @@ from bm_envs.g1_base import _fast_index, _projected_gravity
 from bm_envs.multi.scenario import MAX_AGENTS, MIN_AGENTS, MultiScenario, load_multi_scenario, swap_scenario
 from bm_envs.multi.scene import build_multi_model
 from bm_envs.obstacle import _TYPE_ID, MAX_OBS_ROWS, G1ObstacleEnv
+from bm_envs.render import SceneRenderer
 from bm_envs.rotations import quat_from_yaw, world_to_yaw_frame, yaw_from_quat
 from bm_envs.scene import MAX_GOALS, place_goals, place_obstacles
 
@@ -147,8 +148,8 @@ class MultiG1Env(ParallelEnv):
             (_fast_index(a.qpos_joint), _fast_index(a.qvel_joint), _fast_index(a.body)) for a in self.idx.agents
         ]
         self._np_random: np.random.Generator | None = None
-        self._renderer: mujoco.Renderer | None = None
-        self._viewer = None
+        self._scene_renderer = SceneRenderer(self.model, self.data, render_mode, self._width, self._height,
+                                             elevation=-35.0)  # fmt: skip
         self._steps = 0
 
     # ------------------------------------------------------------------ spaces
@@ -428,29 +429,9 @@ class MultiG1Env(ParallelEnv):
 
     # ------------------------------------------------------------------ rendering
     def render(self):
-        if self.render_mode == "rgb_array":
-            if self._renderer is None:
-                self._renderer = mujoco.Renderer(self.model, self._height, self._width)
-                self._cam = mujoco.MjvCamera()
-                self._cam.azimuth, self._cam.elevation = 135.0, -35.0
-            xy = np.array([self.data.qpos[a.root_qpos : a.root_qpos + 2] for a in self.idx.agents])
-            spread = float(np.max(np.linalg.norm(xy - xy.mean(0), axis=1)))
-            self._cam.lookat[:] = [*xy.mean(0), 0.6]
-            self._cam.distance = max(4.0, 3.0 + 2.0 * spread)
-            self._renderer.update_scene(self.data, self._cam)
-            return self._renderer.render()
-        if self.render_mode == "human":
-            if self._viewer is None:
-                from mujoco import viewer
-
-                self._viewer = viewer.launch_passive(self.model, self.data)
-            self._viewer.sync()
-        return None
+        xy = np.array([self.data.qpos[a.root_qpos : a.root_qpos + 2] for a in self.idx.agents])
+        spread = float(np.max(np.linalg.norm(xy - xy.mean(0), axis=1)))
+        return self._scene_renderer.render([*xy.mean(0), 0.6], distance=max(4.0, 3.0 + 2.0 * spread))
 
     def close(self):
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None
+        self._scene_renderer.close()

@@ -17,7 +17,6 @@ and SHA-256 against ``config.json`` and raises :class:`CheckpointError` naming t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from bm_envs.assets import sha256_file
 
 FORMAT = "bm-ddpm-checkpoint"
 VERSION = 1
@@ -56,12 +57,6 @@ class Checkpoint:
         return int(self.config["step"])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
@@ -118,7 +113,7 @@ def save_checkpoint(
         files = {}
         for fname in [*states, *([TRAIN_STATE] if train_state is not None else [])]:
             _fsync_file(tmp / fname)
-            files[fname] = {"sha256": _sha256(tmp / fname), "bytes": (tmp / fname).stat().st_size}
+            files[fname] = {"sha256": sha256_file(tmp / fname), "bytes": (tmp / fname).stat().st_size}
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -181,7 +176,7 @@ def load_checkpoint(path: Path, load_train_state: bool = True, verify: bool = Tr
         size = fpath.stat().st_size
         if size != info["bytes"]:
             raise CheckpointError(f"{fpath} has {size} bytes, expected {info['bytes']}: truncated or corrupt")
-        if verify and _sha256(fpath) != info["sha256"]:
+        if verify and sha256_file(fpath) != info["sha256"]:
             raise CheckpointError(f"{fpath} fails its SHA-256 check: corrupt")
     states = {}
     for fname in WEIGHT_FILES:
