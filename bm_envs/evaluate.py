@@ -70,7 +70,7 @@ class EvalConfig:
     latency_ms: tuple[float, float] | None = (0.0, 100.0)
     pursuit: dict[str, Any] | None = None
     expert: str = "fastsac"
-    policy: str = "expert"  # "expert" | "diffusion:CKPT_OR_RUN_DIR" | "bc:DIR"
+    policy: str = "expert"  # "expert" | "diffusion:CKPT_OR_RUN_DIR" | "bc:DIR" | "sb3:RUN_DIR_OR_ZIP"
     agent: dict[str, Any] | None = None  # AgentConfig overrides for the diffusion / bc policies
     backend: str = "torch"  # diffusion denoiser: "torch" | "onnx" | "tensorrt"
     time_limit_s: float | None = None
@@ -90,8 +90,8 @@ class EvalConfig:
             self.dr_config()  # validates
         self.make_law()  # validates the pursuit overrides
         kind, _, path = self.policy.partition(":")
-        if kind not in ("expert", "diffusion", "bc") or (kind != "expert" and not path):
-            raise ValueError(f"policy must be 'expert', 'diffusion:PATH' or 'bc:PATH', got {self.policy!r}")
+        if kind not in ("expert", "diffusion", "bc", "sb3") or (kind != "expert" and not path):
+            raise ValueError(f"policy must be 'expert', 'diffusion:PATH', 'bc:PATH' or 'sb3:PATH', got {self.policy!r}")
         if self.latency_ms is not None:
             lo, hi = self.latency_ms
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
@@ -171,6 +171,10 @@ def make_policy(cfg: EvalConfig):
     kind, _, path = cfg.policy.partition(":")
     if kind == "expert":
         return ExpertPolicy(cfg.expert, law=cfg.make_law())
+    if kind == "sb3":
+        from bm_planner.baselines.sb3 import load_sb3_policy
+
+        return load_sb3_policy(path)
     import torch
 
     from bm_planner.agent import AgentConfig, DiffusionAgent
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pursuit", default=None, metavar="JSON",
                    help="PurePursuit overrides (waypoint/obstacle envs) as JSON or a .json file")
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
-    p.add_argument("--policy", default="expert", help="expert | diffusion:CKPT_OR_RUN_DIR | bc:DIR")
+    p.add_argument("--policy", default="expert", help="expert | diffusion:CKPT_OR_RUN_DIR | bc:DIR | sb3:RUN_DIR_OR_ZIP")
     p.add_argument("--agent", default=None, metavar="JSON", help="AgentConfig overrides, e.g. '{\"guidance_scale\": 1}'")
     p.add_argument("--backend", default="torch", choices=["torch", "onnx", "tensorrt"],
                    help="denoiser runtime of a diffusion policy (onnx: exported once to the cache, then ONNX Runtime)")
