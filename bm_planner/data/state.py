@@ -203,13 +203,14 @@ class StateRepresentation:
         return np.asarray(obs["root_pos_w"], dtype=np.float64).copy(), float(yaw_from_quat(obs["root_quat_w"]))
 
     # ------------------------------------------------------------------ decoding (torch)
-    def decode(self, states, ref_pos_w, ref_yaw) -> dict:
+    def decode(self, states, ref_pos_w, ref_yaw, keys=None) -> dict:
         """World-frame trajectory of states ``(B, T, D)`` relative to reference frames ``(B, 3)``, ``(B,)``.
 
         Returns a dict of tensors (numpy arrays if ``states`` is numpy): ``root_pos_w`` (B, T, 3) m,
         ``root_lin_vel_w`` (B, T, 3) m/s, ``root_rotmat_w`` (B, T, 3, 3), ``root_yaw`` (B, T) rad
         (``ref_yaw`` + heading relative to it in (-π, π], not wrapped), ``body_pos_w`` (B, T, K, 3) m,
-        ``body_lin_vel_w`` (B, T, K, 3) m/s. Differentiable w.r.t. ``states`` (and the reference).
+        ``body_lin_vel_w`` (B, T, K, 3) m/s. Differentiable w.r.t. ``states`` (and the reference). ``keys``: only
+        these entries are needed (the body entries are skipped when none is asked for; guidance calls this per step).
         """
         import torch
 
@@ -244,12 +245,13 @@ class StateRepresentation:
         def from_own(v):  # (B, T, K, 3) in each step's yaw frame -> world orientation
             return torch.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1], v[..., 2]], -1)
 
-        bp = from_own(x[..., sl["body_pos"]].reshape(B, T, self.K, 3))
-        body_pos = bp + torch.stack(
-            [root_pos[..., 0], root_pos[..., 1], torch.zeros_like(root_pos[..., 2])], -1)[:, :, None]  # fmt: skip
-        body_vel = from_own(x[..., sl["body_lin_vel"]].reshape(B, T, self.K, 3))
-        out = {"root_pos_w": root_pos, "root_lin_vel_w": root_vel, "root_rotmat_w": rot_w, "root_yaw": yaw,
-               "body_pos_w": body_pos, "body_lin_vel_w": body_vel}  # fmt: skip
+        out = {"root_pos_w": root_pos, "root_lin_vel_w": root_vel, "root_rotmat_w": rot_w, "root_yaw": yaw}
+        if keys is None or "body_pos_w" in keys:
+            bp = from_own(x[..., sl["body_pos"]].reshape(B, T, self.K, 3))
+            out["body_pos_w"] = bp + torch.stack(
+                [root_pos[..., 0], root_pos[..., 1], torch.zeros_like(root_pos[..., 2])], -1)[:, :, None]  # fmt: skip
+        if keys is None or "body_lin_vel_w" in keys:
+            out["body_lin_vel_w"] = from_own(x[..., sl["body_lin_vel"]].reshape(B, T, self.K, 3))
         if as_numpy:
             return {k: v.detach().numpy() for k, v in out.items()}
         return out

@@ -62,7 +62,8 @@ class ClassifierGuidance:
         """World-frame trajectory dict of the (normalized) states' future steps."""
         states = self.normalizer.unnormalize_states(x0_states)[:, self.future]
         B = states.shape[0]
-        return self.rep.decode(states, self.ref_pos_w.to(states).expand(B, 3), self.ref_yaw.to(states).expand(B))
+        return self.rep.decode(states, self.ref_pos_w.to(states).expand(B, 3), self.ref_yaw.to(states).expand(B),
+                               keys=getattr(self.cost, "keys", None))
 
     def __call__(self, x0_states: torch.Tensor, x0_actions: torch.Tensor, k: int):
         zero_a = torch.zeros_like(x0_actions)
