@@ -180,15 +180,14 @@ def make_policy(cfg: EvalConfig):
     from bm_planner.agent import AgentConfig, DiffusionAgent
 
     torch.set_num_threads(1)  # one core per worker process
-    agent_cfg = AgentConfig(**(cfg.agent or {}))
-    if kind == "diffusion":
-        return DiffusionAgent.from_pretrained(path, agent_cfg, backend=cfg.backend)
+    if kind == "diffusion":  # --agent overrides the inference settings shipped with the checkpoint
+        return DiffusionAgent.from_pretrained(path, dict(cfg.agent or {}), backend=cfg.backend)
     from bm_planner.baselines.bc import BCModel
     from bm_planner.data.state import StateRepresentation
 
     model, norm, layout = BCModel.load(Path(path))
-    return DiffusionAgent(model, norm, StateRepresentation(layout["bodies"]), AgentConfig(**{**(cfg.agent or {}),
-                                                                                           "replan_every": 1}))
+    return DiffusionAgent(model, norm, StateRepresentation(layout["bodies"]),
+                          AgentConfig.from_dict({**(cfg.agent or {}), "replan_every": 1}))
 
 
 VIDEO_FPS = 25

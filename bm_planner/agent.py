@@ -26,7 +26,7 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,15 @@ class AgentConfig:
     seed: int = 0
     threads: int | None = None
 
+    @classmethod
+    def from_dict(cls, d: dict) -> AgentConfig:
+        """From a dict (e.g. JSON); unknown keys are rejected with the valid ones listed."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown AgentConfig field(s) {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
     def __post_init__(self):
         if self.sampler not in ("ddpm", "ddim"):
             raise ValueError(f"AgentConfig.sampler must be 'ddpm' or 'ddim', got {self.sampler=}")
@@ -77,6 +86,21 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.guidance_scale must be finite and >= 0, got {self.guidance_scale=}")
         if not self.ood_threshold > 0:
             raise ValueError(f"AgentConfig.ood_threshold must be > 0, got {self.ood_threshold=}")
+
+
+def _shipped_agent_config(ckpt_path, path) -> dict:
+    """The ``agent_config.json`` saved with a checkpoint (next to it, in its run directory or in ``path``), or {}."""
+    for d in (Path(ckpt_path), Path(ckpt_path).parent, Path(ckpt_path).parent.parent, Path(path)):
+        f = d / "agent_config.json"
+        if f.is_file():
+            try:
+                data = json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{f}: malformed JSON: {e}") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{f}: expected a JSON object of AgentConfig fields")
+            return data
+    return {}
 
 
 def _check_obs(obs) -> dict:
@@ -135,10 +159,13 @@ class DiffusionAgent:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: AgentConfig | None = None, device: str = "cpu",
+    def from_pretrained(cls, path: str | Path, config: AgentConfig | dict | None = None, device: str = "cpu",
                         backend: str = "torch", **kw):  # fmt: skip
         """Load a checkpoint directory (or a run directory: its latest checkpoint). The state layout comes from
-        ``state_layout.json`` next to the checkpoint (or in the run directory), else from the state dimension."""
+        ``state_layout.json`` next to the checkpoint (or in the run directory), else from the state dimension.
+        ``config``: an :class:`AgentConfig`; or a dict of overrides of the inference settings shipped with the
+        checkpoint (``agent_config.json`` next to it or in the run directory, written by :meth:`save`); ``None`` =
+        the shipped settings, else the :class:`AgentConfig` defaults."""
         from bm_planner.training.checkpoint import load_diffusion_model, load_normalizer
 
         model, ckpt = load_diffusion_model(Path(path), use_ema=True, device=device)
@@ -148,6 +175,8 @@ class DiffusionAgent:
             if (d / "state_layout.json").is_file():
                 layout = json.loads((d / "state_layout.json").read_text())
                 break
+        if not isinstance(config, AgentConfig):
+            config = AgentConfig.from_dict({**_shipped_agent_config(ckpt.path, path), **(config or {})})
         if layout is not None:
             rep = StateRepresentation(layout["bodies"])
         else:

@@ -160,3 +160,23 @@ def test_two_stage_keeps_the_planned_states_and_resamples_the_actions(shipped_ag
     n = a.model.config.n_known_actions
     assert torch.equal(one.actions[:, :n], two.actions[:, :n])  # history kept
     assert (one.actions[:, n:] - two.actions[:, n:]).abs().max() > 1e-3  # future actions re-sampled
+
+
+def test_shipped_agent_config_is_loaded_and_overridable(tmp_path):
+    import json
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(SHIPPED, ckpt, ignore=shutil.ignore_patterns("*.png"))
+    (ckpt / "agent_config.json").write_text(json.dumps({"guidance_scale": 3.0, "two_stage": True, "num_steps": 5}))
+    agent = DiffusionAgent.from_pretrained(ckpt)
+    assert (agent.config.guidance_scale, agent.config.two_stage, agent.config.num_steps) == (3.0, True, 5)
+    agent = DiffusionAgent.from_pretrained(ckpt, {"guidance_scale": 0.0})
+    assert (agent.config.guidance_scale, agent.config.two_stage) == (0.0, True)
+    agent = DiffusionAgent.from_pretrained(ckpt, AgentConfig())  # an explicit config wins entirely
+    assert agent.config == AgentConfig()
+    with pytest.raises(ValueError, match="unknown AgentConfig field"):
+        DiffusionAgent.from_pretrained(ckpt, {"guidance": 1.0})
+    (ckpt / "agent_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="malformed JSON"):
+        DiffusionAgent.from_pretrained(ckpt)
