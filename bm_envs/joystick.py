@@ -65,8 +65,11 @@ class G1JoystickEnv(G1BaseEnv):
 
     def _task_reset(self, start_xy, start_yaw):
         # ring buffer of the last 0.5 s of heading-frame velocities (vx, vy, yaw rate) for the averaged error
-        self._vel_buf = np.zeros((max(1, int(round(VEL_AVG_WINDOW_S / g1.CONTROL_DT))), 3))
+        self._vel_buf: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * max(
+            1, int(round(VEL_AVG_WINDOW_S / g1.CONTROL_DT))
+        )
         self._vel_i = self._vel_n = 0
+        self._vel_sum = [0.0, 0.0, 0.0]
         self._err_sum, self._err_n = 0.0, 0
         self._next_cmd_t = 0.0
         self._update_command()
@@ -90,11 +93,18 @@ class G1JoystickEnv(G1BaseEnv):
         c, s = math.cos(state["yaw"]), math.sin(state["yaw"])
         wx, wy = float(state["lin_vel_w"][0]), float(state["lin_vel_w"][1])
         vx, vy, wz = c * wx + s * wy, -s * wx + c * wy, state["yaw_rate"]
-        buf = self._vel_buf
-        buf[self._vel_i] = (vx, vy, wz)
-        self._vel_i = (self._vel_i + 1) % len(buf)
+        buf, i, acc = self._vel_buf, self._vel_i, self._vel_sum
+        old = buf[i]  # running sum over the window: add the new velocity, drop the one it replaces
+        buf[i] = (vx, vy, wz)
+        acc[0] += vx - old[0]
+        acc[1] += vy - old[1]
+        acc[2] += wz - old[2]
+        self._vel_i = (i + 1) % len(buf)
         self._vel_n = min(self._vel_n + 1, len(buf))
-        ax, ay, aw = (buf.sum(axis=0) if self._vel_n == len(buf) else buf[: self._vel_n].sum(axis=0)) / self._vel_n
+        if self._vel_i == 0:  # once per window, re-sum exactly (no drift of the running sum)
+            acc[:] = [sum(v[k] for v in buf) for k in range(3)]
+        n = self._vel_n
+        ax, ay, aw = acc[0] / n, acc[1] / n, acc[2] / n
         c0, c1, c2 = float(cmd[0]), float(cmd[1]), float(cmd[2])
         err = math.sqrt((ax - c0) ** 2 + (ay - c1) ** 2 + (aw - c2) ** 2) / max(
             math.sqrt(c0 * c0 + c1 * c1 + c2 * c2), 0.1
