@@ -131,6 +131,15 @@ def _policy_label(config: dict[str, Any]) -> str:
     return f"{kind} `{Path(path).name}`"
 
 
+def _dr_label(config: dict[str, Any]) -> str:
+    """"off", "on" (paper ranges) or "on (field lo–hi, ...)" for overridden ranges."""
+    if not config.get("randomize"):
+        return "off"
+    over = config.get("randomization") or {}
+    parts = [f"{k} {v[0]:g}–{v[1]:g}" if isinstance(v, (list, tuple)) else f"{k} off" for k, v in over.items()]
+    return "on" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def combined_table(results: list[dict[str, Any]]) -> str:
     """One markdown table over several ``eval.json`` results (rows: suite × policy)."""
     if not results:
@@ -142,7 +151,7 @@ def combined_table(results: list[dict[str, Any]]) -> str:
         c, s = r["config"], r["summary"]
         lat = c.get("latency_ms")
         rows.append(
-            f"| {r['suite']} | {_policy_label(c)} | {'on' if c.get('randomize') else 'off'} | "
+            f"| {r['suite']} | {_policy_label(c)} | {_dr_label(c)} | "
             f"{'off' if lat is None else f'{lat[0]:g}–{lat[1]:g}'} | {s['trials']} | "
             f"{100 * s['success_rate']:.0f} % | {100 * s['fall_rate']:.0f} % | {100 * s['collision_rate']:.0f} % | "
             f"{_fmt(s['vel_error_mean'], '.2f')} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | "

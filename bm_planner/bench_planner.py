@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DEFAULT_CHECKPOINT = "assets/planner-small-v0"
+from bm_planner import SHIPPED_PLANNER
+
+DEFAULT_CHECKPOINT = str(SHIPPED_PLANNER)
 CONTROL_DT = 0.02
 
 

@@ -39,7 +39,7 @@ def _latency(fn, repeats: int = 50) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="assets/planner-small-v0")
+    p.add_argument("--checkpoint", default="assets/planner-small-v1")
     p.add_argument("--out", default=os.environ.get("OUT", "outputs/gpu_check"))
     p.add_argument("--skip-bench", action="store_true")
     a = p.parse_args()

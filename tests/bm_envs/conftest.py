@@ -10,7 +10,6 @@ from bm_envs.experts import LocomotionExpert
 from bm_envs.scenario import ENV_IDS
 
 
-
 @pytest.fixture(scope="session")
 def fastsac() -> LocomotionExpert:
     """The pretrained holosoma FastSAC locomotion expert (real ONNX from the pinned wheel)."""

@@ -9,6 +9,7 @@ import pytest
 
 from bm_envs.eval_report import summarize
 from bm_envs.evaluate import TRIAL_KEYS, EvalConfig, evaluate, main
+from bm_planner import SHIPPED_PLANNER
 
 SHORT_OBSTACLE = {
     "name": "short-obstacle", "env": "BM-G1-Obstacle-v0", "time_limit_s": 2.0,
@@ -109,11 +110,10 @@ def test_malformed_scenario_file_is_rejected(tmp_path, capsys):
 
 def test_diffusion_policy_on_walk_perturb_suite_and_combined_table(tmp_path, capsys):
     """The shipped planner through the CLI on a paper suite (1 s), then one table over it and an expert run."""
-    from pathlib import Path
 
     from bm_envs.eval_report import table_main
 
-    ckpt = Path(__file__).resolve().parents[2] / "assets" / "planner-small-v0"
+    ckpt = SHIPPED_PLANNER
     common = ["--trials", "1", "--workers", "1", "--time-limit-s", "1.0", "--no-progress"]
     agent = json.dumps({"guidance_scale": 1.0, "warm_start": True})
     assert main(["--suite", "walk-perturb", "--policy", f"diffusion:{ckpt}", "--agent", agent,
@@ -125,7 +125,7 @@ def test_diffusion_policy_on_walk_perturb_suite_and_combined_table(tmp_path, cap
     capsys.readouterr()
     assert table_main([str(tmp_path / "dm"), str(tmp_path / "ex" / "eval.json"), "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
-    assert "diffusion `planner-small-v0` guided (scale 1), warm start" in table and "expert fastsac + command law" in table
+    assert "diffusion `planner-small-v1` guided (scale 1), warm start" in table and "expert fastsac + command law" in table
     assert table.count("| walk-perturb |") == 2
     (tmp_path / "bad.json").write_text("{}")
     assert table_main([str(tmp_path / "bad.json")]) == 2

@@ -1,7 +1,6 @@
 """DiffusionAgent, ClassifierGuidance and RollingGuidanceInference on the real env and the shipped checkpoint."""
 
 import itertools
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -9,11 +8,12 @@ import pytest
 import torch
 
 import bm_envs  # noqa: F401  (registers the envs)
+from bm_planner import SHIPPED_PLANNER
 from bm_planner.agent import AgentConfig, DiffusionAgent
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import JoystickCost
 
-SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "planner-small-v0"
+SHIPPED = SHIPPED_PLANNER
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ spheres from the other robots."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -14,12 +12,13 @@ pytest.importorskip("pettingzoo")
 
 import bm_envs  # noqa: F401  (registers the single envs)
 from bm_envs.multi import MultiG1Env
+from bm_planner import SHIPPED_PLANNER
 from bm_planner.agent import AgentConfig, DiffusionAgent
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import MovingObstacleCost, SumCost, WaypointCost
 from bm_planner.multi_agent import BatchCost, BatchedTeam, SeparateTeam, load_team
 
-SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "planner-small-v0"
+SHIPPED = SHIPPED_PLANNER
 CFG = AgentConfig(num_steps=3, guidance_scale=1.0, seed=4, threads=1)
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pettingzoo")
 
 from bm_envs.multi.evaluate import bench_planning, main, make_team
+from bm_planner import SHIPPED_PLANNER
 
-SHIPPED = Path(__file__).resolve().parents[3] / "assets" / "planner-small-v0"
+SHIPPED = SHIPPED_PLANNER
 
 
 def test_eval_cli_writes_team_outcomes(tmp_path):

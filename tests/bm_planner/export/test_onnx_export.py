@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from bm_planner import SHIPPED_PLANNER
 from bm_planner.data.normalizer import Normalizer
 from bm_planner.data.state import StateRepresentation
 from bm_planner.export import ExportError, OnnxDenoiser, export_onnx, read_metadata, with_backend
@@ -17,7 +16,7 @@ from bm_planner.export.onnx_export import cached_export
 from bm_planner.export.parity import PLAN_ATOL, STEP_ATOL, joystick_guidance, plan_error, step_error
 from bm_planner.model import ModelConfig, StateActionDiffusionModel
 
-CHECKPOINT = Path(__file__).resolve().parents[3] / "assets" / "planner-small-v0"
+CHECKPOINT = SHIPPED_PLANNER
 TINY = ModelConfig(width=32, depth=2, heads=2, attn_dropout=0.0)
 
 
@@ -124,7 +123,6 @@ def test_cli_errors(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not CHECKPOINT.exists(), reason="shipped checkpoint assets/planner-small-v0 not present")
 def test_shipped_checkpoint_cli_and_agent(tmp_path, capsys):
     """bm-export --check on the shipped checkpoint, then the agent's onnx backend gives the torch agent's actions."""
     from bm_planner.agent import AgentConfig, DiffusionAgent

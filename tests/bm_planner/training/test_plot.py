@@ -1,13 +1,13 @@
 """bm-plot-run on the shipped run's real metrics log; torn and malformed logs."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
+from bm_planner import SHIPPED_PLANNER
 from bm_planner.training.plot import main, plot_run, read_metrics
 
-SHIPPED = Path(__file__).resolve().parents[3] / "assets" / "planner-small-v0"
+SHIPPED = SHIPPED_PLANNER
 
 
 def test_plot_shipped_run(tmp_path):
