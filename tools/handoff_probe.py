@@ -4,7 +4,8 @@ Separates "can the planner sustain and steer a gait" from "can it start one from
 standing). For each seed: ``BM-G1-Joystick-v0`` with a constant command, the expert drives for ``--warmup-s`` while
 the agent only watches (its history holds the real observations and the executed actions), then the agent drives
 for the rest of ``--duration-s``. Reports per seed whether it fell, when, and the mean heading-frame velocity
-(vx, vy) while the planner drove, as JSON. Example::
+(vx, vy) while the planner drove, as JSON. Seed ``i`` seeds the env reset (start pose noise, randomization) and the agent's sampler.
+Example::
 
     python tools/handoff_probe.py --checkpoint assets/planner-small-v1 --agent '{"guidance_scale": 0}' --seeds 5
 """
@@ -28,10 +29,10 @@ from bm_planner.agent import DiffusionAgent
 def probe(checkpoint: str, agent: dict, seed: int, command=(0.5, 0.0, 0.0), warmup_s: float = 1.0,
           duration_s: float = 10.0, randomize: bool = False) -> dict:  # fmt: skip
     scenario = {"name": "handoff", "env": "BM-G1-Joystick-v0", "time_limit_s": duration_s,
-                "start": {"xy": [0.0, 0.0], "yaw": 0.0},
+                "start": {"xy": [0.0, 0.0], "yaw": 0.0, "xy_noise": 0.1, "yaw_noise": 0.5},
                 "joystick": [{"t": 0.0, "vx": command[0], "vy": command[1], "yaw_rate": command[2]}]}  # fmt: skip
     env = gym.make("BM-G1-Joystick-v0", scenario=scenario, randomize=randomize)
-    pol = DiffusionAgent.from_pretrained(checkpoint, agent)
+    pol = DiffusionAgent.from_pretrained(checkpoint, {"seed": seed, **agent})
     expert = LocomotionExpert("fastsac")
     expert.reset()
     obs, _ = env.reset(seed=seed)
