@@ -65,6 +65,21 @@ def _yaw(w: float, x: float, y: float, z: float) -> float:
     return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
+def body_lin_vel_w(data: mujoco.MjData, body_sel, root_body: int) -> np.ndarray:
+    """World linear velocity (K, 3) m/s of the origins of bodies ``body_sel`` (index or slice), from MuJoCo's
+    com-based ``cvel`` of the kinematic tree rooted at ``root_body`` (call after ``mj_comVel``)."""
+    cvel = data.cvel[body_sel]
+    r = data.xpos[body_sel] - data.subtree_com[root_body]
+    # v + ω × r, the cross product written out (np.cross costs ~4x more per step; same floating-point ops)
+    w0, w1, w2 = cvel[:, 0], cvel[:, 1], cvel[:, 2]
+    r0, r1, r2 = r[:, 0], r[:, 1], r[:, 2]
+    v = cvel[:, 3:].copy()
+    v[:, 0] += w1 * r2 - w2 * r1
+    v[:, 1] += w2 * r0 - w0 * r2
+    v[:, 2] += w0 * r1 - w1 * r0
+    return v
+
+
 def _projected_gravity(q: np.ndarray) -> np.ndarray:
     """:func:`~bm_envs.rotations.projected_gravity` of one wxyz quaternion (3,), without the generic 3×3
     matrix and einsum: minus the third row of its rotation matrix (same floating-point ops, per-step hot path)."""
@@ -263,18 +278,7 @@ class G1BaseEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation
     def _body_lin_vel_w(self) -> np.ndarray:
-        """World linear velocity of each tracked body's origin (m/s), from MuJoCo's com-based velocities."""
-        d, sel = self.data, self._body_sel
-        cvel = d.cvel[sel]
-        r = d.xpos[sel] - d.subtree_com[self._body_root]
-        # v + ω × r, the cross product written out (np.cross costs ~4x more per step; same floating-point ops)
-        w0, w1, w2 = cvel[:, 0], cvel[:, 1], cvel[:, 2]
-        r0, r1, r2 = r[:, 0], r[:, 1], r[:, 2]
-        v = cvel[:, 3:].copy()
-        v[:, 0] += w1 * r2 - w2 * r1
-        v[:, 1] += w2 * r0 - w0 * r2
-        v[:, 2] += w0 * r1 - w1 * r0
-        return v
+        return body_lin_vel_w(self.data, self._body_sel, self._body_root)
 
     def _state(self) -> dict[str, Any]:
         d = self.data

@@ -63,7 +63,7 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("bm_envs.multi needs PettingZoo: pip install -e '.[multi]'") from e
 
 from bm_envs import g1_constants as g1
-from bm_envs.g1_base import _fast_index, _projected_gravity
+from bm_envs.g1_base import _fast_index, _projected_gravity, body_lin_vel_w
 from bm_envs.multi.scenario import MAX_AGENTS, MIN_AGENTS, MultiScenario, load_multi_scenario, swap_scenario
 from bm_envs.multi.scene import build_multi_model
 from bm_envs.obstacle import _TYPE_ID, MAX_OBS_ROWS, G1ObstacleEnv
@@ -362,14 +362,7 @@ class MultiG1Env(ParallelEnv):
             [ang_vel_b, _projected_gravity(quat), d.qpos[qsel], d.qvel[vsel], self._last_action[i]]
         )
         rot = d.xmat[a.pelvis].reshape(3, 3)
-        cvel = d.cvel[bsel]
-        r = d.xpos[bsel] - d.subtree_com[a.pelvis]
-        w0, w1, w2 = cvel[:, 0], cvel[:, 1], cvel[:, 2]
-        r0, r1, r2 = r[:, 0], r[:, 1], r[:, 2]
-        v = cvel[:, 3:].copy()
-        v[:, 0] += w1 * r2 - w2 * r1
-        v[:, 1] += w2 * r0 - w0 * r2
-        v[:, 2] += w0 * r1 - w1 * r0
+        v = body_lin_vel_w(d, bsel, a.pelvis)
         goals, gi = self._goals[i], int(self._goal_index[i])
         wp = np.zeros((MAX_GOALS, 3))
         wp[: len(goals), :2] = goals
