@@ -180,3 +180,10 @@ def test_shipped_agent_config_is_loaded_and_overridable(tmp_path):
     (ckpt / "agent_config.json").write_text("{not json")
     with pytest.raises(ValueError, match="malformed JSON"):
         DiffusionAgent.from_pretrained(ckpt)
+
+
+def test_shipped_checkpoint_holds_weights_only():
+    """The repository ships our trained weights (safetensors) and their JSON/markdown, no pickled training state."""
+    files = [p for p in SHIPPED.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files)
+    assert {p.suffix for p in files} <= {".safetensors", ".json", ".jsonl", ".md", ".png", ".yaml", ""}
