@@ -238,24 +238,34 @@ class DiffusionAgent:
         a = torch.as_tensor(np.stack(acts), dtype=torch.float32, device=self.device)[None]
         return self.normalizer.normalize_states(s), self.normalizer.normalize_actions(a)
 
+    def out_of_distribution(self, hs: torch.Tensor, ha: torch.Tensor, obs: dict) -> bool:
+        """Whether the normalized history ``hs`` (1, N+1, D) / ``ha`` (1, N, A) leaves the training range
+        (|z| > ``ood_threshold``) or the pelvis is below the fall height; records ``info["history_max_z"]``."""
+        z = float(torch.cat([hs.abs().flatten(), ha.abs().flatten()]).max())
+        self.info["history_max_z"] = z
+        return z > self.config.ood_threshold or float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT
+
+    def guidance_config(self) -> GuidanceConfig:
+        c = self.config
+        return GuidanceConfig(c.guidance_scale, c.guidance_max_grad_norm, c.guidance_stop_below)
+
+    def safe_actions(self) -> np.ndarray:
+        """The out-of-distribution fallback: hold the default pose (action 0) for ``replan_every`` steps."""
+        return np.zeros((self.config.replan_every, g1.NUM_JOINTS), dtype=np.float32)
+
     def _plan(self, obs: dict) -> np.ndarray:
         hs, ha = self._history()
-        z = float(torch.cat([hs.abs().flatten(), ha.abs().flatten()]).max())
-        fallen = float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT
-        self.info["history_max_z"] = z
-        if z > self.config.ood_threshold or fallen:
+        if self.out_of_distribution(hs, ha, obs):
             self.info["ood"] = True
             self.planner.reset()
             self.last_plan = None
-            return np.zeros((self.config.replan_every, g1.NUM_JOINTS), dtype=np.float32)
+            return self.safe_actions()
         guidance = None
         ref_pos, ref_yaw = self.rep.reference_frame(obs)
         if self.config.guidance_scale > 0:
             cost = self.task_cost(obs)
             if cost is not None:
-                gcfg = GuidanceConfig(self.config.guidance_scale, self.config.guidance_max_grad_norm,
-                                      self.config.guidance_stop_below)  # fmt: skip
-                guidance = ClassifierGuidance(cost, self.rep, self.normalizer, ref_pos, ref_yaw, gcfg)
+                guidance = ClassifierGuidance(cost, self.rep, self.normalizer, ref_pos, ref_yaw, self.guidance_config())
         t0 = time.perf_counter()
         executed = self.config.replan_every if self.last_plan is not None else None
         plan = self.planner.plan(hs, ha, ref_pos[None], [ref_yaw], executed=executed, guidance=guidance,

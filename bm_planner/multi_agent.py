@@ -38,8 +38,9 @@ import torch
 
 from bm_envs import g1_constants as g1
 from bm_planner.agent import AgentConfig, DiffusionAgent, _check_obs
-from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
+from bm_planner.guidance.classifier import ClassifierGuidance
 from bm_planner.guidance.costs import Cost, MovingObstacleCost, WaypointCost
+from bm_planner.guidance.rolling import RollingGuidanceInference
 from bm_planner.guidance.sdf import MovingSpheres
 
 OTHERS_MODES = ("current", "constant_velocity", "planned")
@@ -229,6 +230,11 @@ class BatchedTeam(_Team):
         super().reset()
         first = next(iter(self.agents.values()))
         self._gen = torch.Generator(device="cpu").manual_seed(first.config.seed)
+        # the robots' own sampler settings (steps, sampler, two-stage), always a cold start: the set of robots
+        # that replan together changes from call to call, so there is no batch-wide previous plan to carry over
+        c = first.config
+        self._planner = RollingGuidanceInference(first.model, first.normalizer, first.rep, c.num_steps,
+                                                 warm_start=False, sampler=c.sampler, two_stage=c.two_stage)  # fmt: skip
 
     def _act(self, observations):
         need = []
@@ -254,11 +260,9 @@ class BatchedTeam(_Team):
         for a in need:
             ag, obs = self.agents[a], observations[a]
             hs, ha = ag._history()
-            z = float(torch.cat([hs.abs().flatten(), ha.abs().flatten()]).max())
-            ag.info["history_max_z"] = z
-            if z > ag.config.ood_threshold or float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT:
+            if ag.out_of_distribution(hs, ha, obs):
                 ag.info["ood"] = True
-                ag._queue.extend(np.zeros((ag.config.replan_every, g1.NUM_JOINTS), dtype=np.float32))
+                ag._queue.extend(ag.safe_actions())
                 continue
             rows.append((a, hs, ha))
             costs.append(ag.task_cost(obs) if cfg.guidance_scale > 0 else None)
@@ -268,14 +272,13 @@ class BatchedTeam(_Team):
         hs = torch.cat([r[1] for r in rows])
         ha = torch.cat([r[2] for r in rows])
         guidance = None
+        ref_pos = np.stack([np.asarray(p, dtype=np.float64) for p, _ in refs])
+        ref_yaw = np.array([y for _, y in refs], dtype=np.float64)
         if cfg.guidance_scale > 0 and any(c is not None for c in costs):
-            gcfg = GuidanceConfig(cfg.guidance_scale, cfg.guidance_max_grad_norm, cfg.guidance_stop_below)
-            ref_pos = np.stack([np.asarray(p, dtype=np.float64) for p, _ in refs])
-            ref_yaw = np.array([y for _, y in refs], dtype=np.float64)
-            guidance = ClassifierGuidance(BatchCost(costs), first.rep, first.normalizer, ref_pos, ref_yaw, gcfg)
+            guidance = ClassifierGuidance(BatchCost(costs), first.rep, first.normalizer, ref_pos, ref_yaw,
+                                          first.guidance_config())  # fmt: skip
         t0 = time.perf_counter()
-        plan = first.model.sample(hs, ha, num_steps=cfg.num_steps, sampler=cfg.sampler, guidance=guidance,
-                                  generator=self._gen)  # fmt: skip
+        plan = self._planner.plan(hs, ha, ref_pos, ref_yaw, guidance=guidance, generator=self._gen)
         dt = time.perf_counter() - t0
         self.info["plan_time_s"] += dt
         self.info["plan_calls"] += 1

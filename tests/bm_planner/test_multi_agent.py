@@ -3,6 +3,8 @@ spheres from the other robots."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -29,11 +31,12 @@ def env2():
     env.close()
 
 
+@pytest.mark.parametrize("cfg", [CFG, dataclasses.replace(CFG, two_stage=True)], ids=["joint", "two-stage"])
 @pytest.mark.parametrize("team_cls", [BatchedTeam, SeparateTeam])
-def test_team_of_one_plans_exactly_like_diffusion_agent(team_cls):
+def test_team_of_one_plans_exactly_like_diffusion_agent(team_cls, cfg):
     env = gym.make("BM-G1-Waypoint-v0")
-    ref = DiffusionAgent.from_pretrained(SHIPPED, CFG)
-    team = team_cls.from_pretrained(SHIPPED, ["robot_0"], config=CFG)
+    ref = DiffusionAgent.from_pretrained(SHIPPED, cfg)
+    team = team_cls.from_pretrained(SHIPPED, ["robot_0"], config=cfg)
     obs, _ = env.reset(seed=0)
     for _ in range(5):
         a_ref, _ = ref.predict(obs)
