@@ -201,8 +201,7 @@ class DiffusionAgent:
         self._gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self._waypoints: WaypointCost | None = None
         self.last_plan = None
-        if hasattr(self, "planner"):
-            self.planner.reset()
+        self.planner.reset()
         self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0, "warm_plans": 0}
 
     # ------------------------------------------------------------------ task costs
