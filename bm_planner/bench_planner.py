@@ -9,8 +9,12 @@ and each thread count, every backend (eager torch, ONNX Runtime; CUDA torch and 
 * warm start: the previous plan shifted by ``replan_every`` (``Plan.shifted``), re-noised to the config's warm-start
   levels (states 14, actions 4 of 20) and denoised in ``ceil(num_steps · 14 / K)`` steps.
 
+The guidance gradient is the closed-form one (``GuidanceConfig.analytic``, what the agent uses) on every backend;
+eager torch is also timed with autograd through the decoder (the reference implementation, ``guidance = autograd``).
+
 Reported per row: plan latency p50/p99 (ms), the denoiser's per-step latency (median, ms), the time spent outside
-the network (sampler + guidance = p50 − steps · step), the speed-up over eager torch (p50, same model/threads/start),
+the network (sampler + guidance = p50 − steps · step), the speed-up over eager torch with autograd guidance (the
+reference) and over eager torch with the same closed-form guidance (CPU p50, same model/threads/start),
 and the real-time factor p99 / replan period (``replan_every · 0.02 s``; ≤ 1 means the planner keeps up at 50 Hz).
 Per model: FLOPs per step and per plan (``torch.utils.flop_counter``), this machine's measured float32 matmul
 FLOP/s for a model-shaped matmul ((T + Ta) × W @ W × 4W, same thread count), and the ratio of the measured step
@@ -298,26 +302,30 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                     "cuda" if backend.startswith("torch-cuda") else "cpu"
                 )  # TensorRT: CPU sampler, engine on the GPU
                 m = backend_model(model, backend, threads, onnx_path)
-                guidance = joystick_guidance(copy.deepcopy(norm).to(device), rep, scale=cfg.guidance_scale)
                 step_s, step_cpu = time_steps(m.denoiser, model.config, max(20, cfg.repeats), device)
                 step_cpu = step_cpu if device == "cpu" else step_s
-                for start in ("cold", "warm"):
+                grads = ("autograd", "analytic") if backend == "torch" else ("analytic",)
+                for grad, start in ((g, s) for g in grads for s in ("cold", "warm")):
+                    guidance = joystick_guidance(copy.deepcopy(norm).to(device), rep, scale=cfg.guidance_scale,
+                                                 analytic=grad == "analytic")  # fmt: skip
                     r = time_plans(m, guidance, cfg, warm=start == "warm", device=device)
                     t = np.asarray(r["times"])
                     p50, p99 = float(np.percentile(t, 50)), float(np.percentile(t, 99))
                     cpu_p50, cpu_p99 = (float(np.percentile(r["cpu_times"], q)) for q in (50, 99))
                     if backend == "torch":
-                        base_p50[start] = cpu_p50
+                        base_p50[(grad, start)] = cpu_p50
+                    ref, same = base_p50.get(("autograd", start)), base_p50.get(("analytic", start))
                     row = {"config": preset, "backend": backend, "threads": threads, "start": start,
-                           "guidance": True, "steps": r["steps"], "p50_ms": 1e3 * p50, "p99_ms": 1e3 * p99,
+                           "guidance": grad, "steps": r["steps"], "p50_ms": 1e3 * p50, "p99_ms": 1e3 * p99,
                            "mean_ms": 1e3 * float(t.mean()), "cpu_p50_ms": 1e3 * cpu_p50, "cpu_p99_ms": 1e3 * cpu_p99,
                            "step_ms": 1e3 * step_s, "step_cpu_ms": 1e3 * step_cpu,
                            "outside_network_ms": 1e3 * (cpu_p50 - r["steps"] * step_cpu),
-                           "speedup_vs_torch": base_p50[start] / cpu_p50 if start in base_p50 else None,
+                           "speedup_vs_torch": ref / cpu_p50 if ref else None,
+                           "speedup_vs_torch_same_guidance": same / cpu_p50 if same else None,
                            "realtime_factor": p99 / period, "realtime_factor_cpu": cpu_p99 / period,
                            "flop_limit_ratio": step_cpu / (flops / peak) if device == "cpu" else None}  # fmt: skip
                     rows.append(row)
-                    log(f"{preset:5s} {backend:10s} t={threads} {start:4s} steps={r['steps']:2d} "
+                    log(f"{preset:5s} {backend:10s} {grad:8s} t={threads} {start:4s} steps={r['steps']:2d} "
                         f"p50={row['p50_ms']:7.2f} ms p99={row['p99_ms']:7.2f} ms step={row['step_ms']:6.3f} ms "
                         f"RTF={row['realtime_factor']:.2f} | CPU p50={row['cpu_p50_ms']:7.2f} p99={row['cpu_p99_ms']:7.2f} "
                         f"step={row['step_cpu_ms']:6.3f} ms")  # fmt: skip
@@ -325,12 +333,13 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                     r = time_plans(m, None, cfg, warm=False, device=device)
                     t, tc = np.asarray(r["times"]), np.asarray(r["cpu_times"])
                     rows.append({"config": preset, "backend": backend, "threads": threads, "start": "cold",
-                                 "guidance": False, "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
+                                 "guidance": "off", "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
                                  "p99_ms": 1e3 * float(np.percentile(t, 99)), "mean_ms": 1e3 * float(t.mean()),
                                  "cpu_p50_ms": 1e3 * float(np.median(tc)), "cpu_p99_ms": 1e3 * float(np.percentile(tc, 99)),
                                  "step_ms": 1e3 * step_s, "step_cpu_ms": 1e3 * step_cpu,
                                  "outside_network_ms": 1e3 * (float(np.median(tc)) - r["steps"] * step_cpu),
-                                 "speedup_vs_torch": None, "realtime_factor": float(np.percentile(t, 99)) / period,
+                                 "speedup_vs_torch": None, "speedup_vs_torch_same_guidance": None,
+                                 "realtime_factor": float(np.percentile(t, 99)) / period,
                                  "realtime_factor_cpu": float(np.percentile(tc, 99)) / period,
                                  "flop_limit_ratio": None})  # fmt: skip
         if cfg.memory:
@@ -360,17 +369,18 @@ def to_markdown(result: dict) -> str:
              f"{result['machine']['load_avg_end'][0]:.1f}."), "",
              ("| model | backend | threads | start | guidance | steps | wall p50 ms | wall p99 ms | CPU p50 ms | CPU p99 ms "
              "| step CPU ms | outside net CPU ms "
-             "| × torch (CPU p50) | RTF wall | RTF CPU | step / FLOP limit |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| × torch (CPU p50) | × torch same guidance | RTF wall | RTF CPU | step / FLOP limit |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def f(x, fmt):
         return "–" if x is None else format(x, fmt)
 
     for r in result["rows"]:
         lines.append(f"| {r['config']} | {r['backend']} | {r['threads']} | {r['start']} | "
-                     f"{'on' if r['guidance'] else 'off'} | {r['steps']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{r['guidance']} | {r['steps']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r['cpu_p50_ms']:.2f} | {r['cpu_p99_ms']:.2f} | "
                      f"{r['step_cpu_ms']:.3f} | {r['outside_network_ms']:.2f} | {f(r['speedup_vs_torch'], '.2f')} | "
+                     f"{f(r.get('speedup_vs_torch_same_guidance'), '.2f')} | "
                      f"{r['realtime_factor']:.2f} | {r['realtime_factor_cpu']:.2f} | {f(r['flop_limit_ratio'], '.2f')} |")  # fmt: skip
     lines += ["", ("| model | weights | parameters | MFLOP/step | MFLOP/plan cold / warm | matmul GFLOP/s (threads) "
               "| memory: inference RSS growth MB (torch / onnx) | ONNX MB |"), "|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -384,7 +394,9 @@ def to_markdown(result: dict) -> str:
     lines += ["", ("RTF = p99 plan latency / replan period (≤ 1: real time); RTF CPU uses the p99 of the plan's "
               "process CPU time, i.e. what a core of its own would give. step / FLOP limit = per-step CPU "
               "time ÷ (FLOPs per step ÷ matmul FLOP/s of a (T+Ta)×W @ W×4W matmul at the same thread count). "
-              "“outside net” = CPU p50 − steps × step CPU: sampler, inpainting and guidance, all in torch. CPU = "
+              "“outside net” = CPU p50 − steps × step CPU: sampler, inpainting and guidance, all in torch. × torch: "
+              "against eager torch with autograd guidance (the reference); same guidance: against eager torch with the "
+              "closed-form gradient. guidance: analytic = closed-form gradient, autograd = through the decoder. CPU = "
               "process CPU time per plan (all threads): on a shared machine wall time also counts waiting for a core. "
               "“+fast” = FastDDIMSampler loop (bm_planner/export/fast_sampler.py) instead of sample_plan.")]  # fmt: skip
     return "\n".join(lines) + "\n"

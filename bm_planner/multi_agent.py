@@ -38,6 +38,7 @@ import torch
 
 from bm_envs import g1_constants as g1
 from bm_planner.agent import AgentConfig, DiffusionAgent, _check_obs
+from bm_planner.data._torch_rot import array_namespace
 from bm_planner.guidance.classifier import ClassifierGuidance
 from bm_planner.guidance.costs import Cost, MovingObstacleCost, WaypointCost
 from bm_planner.guidance.rolling import RollingGuidanceInference
@@ -68,6 +69,21 @@ class BatchCost(Cost):
             else:
                 out.append(c({k: v[b : b + 1] for k, v in traj.items()}))
         return torch.cat(out)
+
+    def _value_and_grad(self, traj):
+        B = traj[self.keys[0]].shape[0]
+        if B != len(self.costs):
+            raise ValueError(f"BatchCost has {len(self.costs)} costs for a batch of {B}")
+        xp = array_namespace(traj[self.keys[0]])
+        value = xp.zeros_like(traj[self.keys[0]][:, 0, 0] if traj[self.keys[0]].ndim > 2 else traj[self.keys[0]][:, 0])
+        grads = {k: xp.zeros_like(traj[k]) for k in self.keys}
+        for b, c in enumerate(self.costs):
+            if c is not None:
+                v, g = c.value_and_grad({k: t[b : b + 1] for k, t in traj.items()})
+                value[b] = v[0]
+                for k, t in g.items():
+                    grads[k][b] = t[0]
+        return value, grads
 
 
 class CoordinatedDiffusionAgent(DiffusionAgent):

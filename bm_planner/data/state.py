@@ -202,7 +202,7 @@ class StateRepresentation:
         """``(ref_pos_w (3,), ref_yaw)`` of one env observation (the current step's character frame)."""
         return np.asarray(obs["root_pos_w"], dtype=np.float64).copy(), float(yaw_from_quat(obs["root_quat_w"]))
 
-    # ------------------------------------------------------------------ decoding (torch)
+    # ------------------------------------------------------------------ decoding (torch; numpy for guidance)
     def decode(self, states, ref_pos_w, ref_yaw, keys=None) -> dict:
         """World-frame trajectory of states ``(B, T, D)`` relative to reference frames ``(B, 3)``, ``(B,)``.
 
@@ -210,50 +210,128 @@ class StateRepresentation:
         ``root_lin_vel_w`` (B, T, 3) m/s, ``root_rotmat_w`` (B, T, 3, 3), ``root_yaw`` (B, T) rad
         (``ref_yaw`` + heading relative to it in (-π, π], not wrapped), ``body_pos_w`` (B, T, K, 3) m,
         ``body_lin_vel_w`` (B, T, K, 3) m/s. Differentiable w.r.t. ``states`` (and the reference). ``keys``: only
-        these entries are needed (the body entries are skipped when none is asked for; guidance calls this per step).
+        these entries are needed (the body entries and ``root_rotmat_w`` are skipped unless asked for; guidance calls
+        this per step). Numpy states without ``root_rotmat_w`` are decoded in numpy (float64), else in torch.
         """
         import torch
 
-        from bm_planner.data._torch_rot import rotvec_to_matrix
+        from bm_planner.data._torch_rot import rotvec_to_matrix, yaw_of_rotvec
 
         as_numpy = isinstance(states, np.ndarray)
-        x = torch.as_tensor(states, dtype=torch.float64 if as_numpy else None)
+        need_rot = keys is None or "root_rotmat_w" in keys
+        if as_numpy and not need_rot:
+            xp, x = np, np.asarray(states, dtype=np.float64)
+            ref_p, ref_y = np.asarray(ref_pos_w, dtype=np.float64), np.asarray(ref_yaw, dtype=np.float64)
+        else:
+            xp, x = torch, torch.as_tensor(states, dtype=torch.float64 if as_numpy else None)
+            ref_p, ref_y = torch.as_tensor(ref_pos_w).to(x), torch.as_tensor(ref_yaw).to(x)
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"states must have shape (B, T, {self.dim}), got {tuple(x.shape)}")
         B, T, _ = x.shape
-        ref_p = torch.as_tensor(ref_pos_w).to(x)
-        ref_y = torch.as_tensor(ref_yaw).to(x)
         if ref_p.shape != (B, 3) or ref_y.shape != (B,):
             raise ValueError(f"ref_pos_w must be ({B}, 3) and ref_yaw ({B},), got {tuple(ref_p.shape)}, "
                              f"{tuple(ref_y.shape)}")  # fmt: skip
-        c0, s0 = torch.cos(ref_y)[:, None], torch.sin(ref_y)[:, None]  # (B, 1)
+        c0, s0 = xp.cos(ref_y)[:, None], xp.sin(ref_y)[:, None]  # (B, 1)
 
         def from_ref(v):  # (B, T, 3) in the reference frame -> world orientation
-            return torch.stack([c0 * v[..., 0] - s0 * v[..., 1], s0 * v[..., 0] + c0 * v[..., 1], v[..., 2]], -1)
+            return xp.stack([c0 * v[..., 0] - s0 * v[..., 1], s0 * v[..., 0] + c0 * v[..., 1], v[..., 2]], -1)
 
         sl = self.slices
         rp = from_ref(x[..., sl["root_pos"]])
-        root_pos = torch.stack([rp[..., 0] + ref_p[:, None, 0], rp[..., 1] + ref_p[:, None, 1], rp[..., 2]], -1)
+        root_pos = xp.stack([rp[..., 0] + ref_p[:, None, 0], rp[..., 1] + ref_p[:, None, 1], rp[..., 2]], -1)
         root_vel = from_ref(x[..., sl["root_lin_vel"]])
-        r_rel = rotvec_to_matrix(x[..., sl["root_rotvec"]])  # (B, T, 3, 3)
-        yaw = ref_y[:, None] + torch.atan2(r_rel[..., 1, 0], r_rel[..., 0, 0])
-        rz = torch.zeros(B, 1, 3, 3, dtype=x.dtype, device=x.device)
-        rz[..., 0, 0], rz[..., 0, 1], rz[..., 1, 0], rz[..., 1, 1], rz[..., 2, 2] = c0, -s0, s0, c0, 1.0
-        rot_w = rz @ r_rel
-        c, s = torch.cos(yaw)[..., None], torch.sin(yaw)[..., None]  # (B, T, 1)
+        out = {"root_pos_w": root_pos, "root_lin_vel_w": root_vel}
+        if need_rot:
+            r_rel = rotvec_to_matrix(x[..., sl["root_rotvec"]])  # (B, T, 3, 3)
+            yaw = ref_y[:, None] + torch.atan2(r_rel[..., 1, 0], r_rel[..., 0, 0])
+            rz = torch.zeros(B, 1, 3, 3, dtype=x.dtype, device=x.device)
+            rz[..., 0, 0], rz[..., 0, 1], rz[..., 1, 0], rz[..., 1, 1], rz[..., 2, 2] = c0, -s0, s0, c0, 1.0
+            out["root_rotmat_w"] = rz @ r_rel
+        else:  # the heading alone (guidance calls this per denoising step)
+            yaw = ref_y[:, None] + yaw_of_rotvec(x[..., sl["root_rotvec"]])
+        out["root_yaw"] = yaw
+        c, s = xp.cos(yaw)[..., None], xp.sin(yaw)[..., None]  # (B, T, 1)
 
         def from_own(v):  # (B, T, K, 3) in each step's yaw frame -> world orientation
-            return torch.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1], v[..., 2]], -1)
+            return xp.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1], v[..., 2]], -1)
 
-        out = {"root_pos_w": root_pos, "root_lin_vel_w": root_vel, "root_rotmat_w": rot_w, "root_yaw": yaw}
         if keys is None or "body_pos_w" in keys:
             bp = from_own(x[..., sl["body_pos"]].reshape(B, T, self.K, 3))
-            out["body_pos_w"] = bp + torch.stack(
-                [root_pos[..., 0], root_pos[..., 1], torch.zeros_like(root_pos[..., 2])], -1)[:, :, None]  # fmt: skip
+            out["body_pos_w"] = bp + xp.stack(
+                [root_pos[..., 0], root_pos[..., 1], xp.zeros_like(root_pos[..., 2])], -1)[:, :, None]  # fmt: skip
         if keys is None or "body_lin_vel_w" in keys:
             out["body_lin_vel_w"] = from_own(x[..., sl["body_lin_vel"]].reshape(B, T, self.K, 3))
-        if as_numpy:
+        if as_numpy and xp is torch:
             return {k: v.detach().numpy() for k, v in out.items()}
+        return out
+
+    VJP_KEYS = ("root_pos_w", "root_lin_vel_w", "root_yaw", "body_pos_w", "body_lin_vel_w")
+
+    def decode_vjp(self, states, ref_pos_w, ref_yaw, grads: dict):
+        """``∂L/∂states`` (B, T, D) from ``grads``: ``∂L/∂`` some entries of :meth:`decode`'s output (same shapes:
+        ``root_pos_w`` (B, T, 3), ``root_lin_vel_w`` (B, T, 3), ``root_yaw`` (B, T), ``body_pos_w`` /
+        ``body_lin_vel_w`` (B, T, K, 3)); missing entries count as zero. The closed-form transpose of
+        :meth:`decode`'s Jacobian, with no autograd graph, in torch or numpy (the type of ``states``): guidance's cost
+        gradient costs a few dozen array ops instead of a backward pass through the decoder (tested equal to
+        autograd). ``root_rotmat_w`` is not supported (no cost reads it).
+        """
+        import torch
+
+        from bm_planner.data._torch_rot import yaw_of_rotvec_grad
+
+        unknown = set(grads) - set(self.VJP_KEYS)
+        if unknown:
+            raise ValueError(f"decode_vjp supports gradients of {self.VJP_KEYS}, got {sorted(unknown)}")
+        if isinstance(states, np.ndarray):
+            xp, x = np, states
+
+            def cast(v):
+                return np.asarray(v, dtype=x.dtype)
+        else:
+            xp, x = torch, torch.as_tensor(states)
+
+            def cast(v):
+                return torch.as_tensor(v).to(x)
+
+        if x.ndim != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"states must have shape (B, T, {self.dim}), got {tuple(x.shape)}")
+        B, T, _ = x.shape
+        ref_y = cast(ref_yaw).reshape(B)
+        grads = {k: cast(g) for k, g in grads.items()}
+        for k, g in grads.items():
+            want = (B, T) + {"root_yaw": (), "body_pos_w": (self.K, 3), "body_lin_vel_w": (self.K, 3)}.get(k, (3,))
+            if tuple(g.shape) != want:
+                raise ValueError(f"grads[{k!r}] must have shape {want}, got {tuple(g.shape)}")
+        sl, out = self.slices, xp.zeros_like(x)
+        c0, s0 = xp.cos(ref_y)[:, None], xp.sin(ref_y)[:, None]
+
+        def to_ref(g):  # transpose of decode's from_ref
+            return xp.stack([c0 * g[..., 0] + s0 * g[..., 1], -s0 * g[..., 0] + c0 * g[..., 1], g[..., 2]], -1)
+
+        g_pos, g_yaw = grads.get("root_pos_w"), grads.get("root_yaw")
+        g_body = [(k, grads[k]) for k in ("body_pos_w", "body_lin_vel_w") if k in grads]
+        if g_body or g_yaw is not None:
+            yaw_rel, dyaw = yaw_of_rotvec_grad(x[..., sl["root_rotvec"]])
+            g_yaw = xp.zeros_like(yaw_rel) if g_yaw is None else g_yaw
+            yaw = ref_y[:, None] + yaw_rel
+            c, s = xp.cos(yaw)[..., None], xp.sin(yaw)[..., None]  # (B, T, 1)
+            for k, g in g_body:
+                name = "body_pos" if k == "body_pos_w" else "body_lin_vel"
+                v = x[..., sl[name]].reshape(B, T, self.K, 3)
+                out[..., sl[name]] = xp.stack(
+                    [c * g[..., 0] + s * g[..., 1], -s * g[..., 0] + c * g[..., 1], g[..., 2]], -1
+                ).reshape(B, T, 3 * self.K)
+                # d(world)/d(yaw) = (−s vx − c vy, c vx − s vy, 0)
+                g_yaw = g_yaw + (g[..., 0] * (-s * v[..., 0] - c * v[..., 1])
+                                 + g[..., 1] * (c * v[..., 0] - s * v[..., 1])).sum(-1)  # fmt: skip
+                if k == "body_pos_w":  # bodies ride on the root's ground position
+                    carry = xp.stack([g[..., 0].sum(-1), g[..., 1].sum(-1), xp.zeros_like(g[..., 0, 0])], -1)
+                    g_pos = carry if g_pos is None else g_pos + carry
+            out[..., sl["root_rotvec"]] = g_yaw[..., None] * dyaw
+        if g_pos is not None:
+            out[..., sl["root_pos"]] = to_ref(g_pos)
+        if "root_lin_vel_w" in grads:
+            out[..., sl["root_lin_vel"]] = to_ref(grads["root_lin_vel_w"])
         return out
 
     # ------------------------------------------------------------------ change of reference frame (torch)

@@ -16,15 +16,17 @@ FP16_STEP_ATOL = 5e-2
 FP16_PLAN_ATOL = 2e-1
 
 
-def joystick_guidance(normalizer, state_rep, batch: int = 1, scale: float = 1.0, velocity=(0.5, 0.0), yaw_rate=0.0):
+def joystick_guidance(normalizer, state_rep, batch: int = 1, scale: float = 1.0, velocity=(0.5, 0.0), yaw_rate=0.0,
+                      analytic: bool = True):  # fmt: skip
     """The agent's joystick guidance (``JoystickCost`` through ``ClassifierGuidance``), reference frame at the
-    origin with yaw 0; ``velocity`` m/s in the heading frame, ``yaw_rate`` rad/s."""
+    origin with yaw 0; ``velocity`` m/s in the heading frame, ``yaw_rate`` rad/s; ``analytic``: closed-form
+    gradient (the agent's default) or autograd through the decoder (the reference)."""
     from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
     from bm_planner.guidance.costs import JoystickCost
 
     cost = JoystickCost(list(velocity), yaw_rate=float(yaw_rate))
     return ClassifierGuidance(cost, state_rep, normalizer, torch.zeros(batch, 3), torch.zeros(batch),
-                              GuidanceConfig(scale=scale))  # fmt: skip
+                              GuidanceConfig(scale=scale, analytic=analytic))  # fmt: skip
 
 
 def random_step_inputs(config, batch: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:

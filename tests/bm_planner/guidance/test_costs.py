@@ -46,7 +46,9 @@ def test_joystick_yaw_rate_term():
     tr["root_lin_vel_w"][..., 0] = 0.5 * torch.cos(yaw)  # turning while walking forward
     tr["root_lin_vel_w"][..., 1] = 0.5 * torch.sin(yaw)
     assert JoystickCost([0.5, 0.0], yaw_rate=0.6)(tr).abs().max() < 1e-6
-    assert JoystickCost([0.5, 0.0], yaw_rate=0.0)(tr).min() > 0.1
+    # heading error of not turning: 0.6 rad/s · t · 0.02 s after t steps
+    expect = 0.5 * sum((0.6 * 0.02 * t) ** 2 for t in range(1, 16))
+    torch.testing.assert_close(JoystickCost([0.5, 0.0], yaw_rate=0.0)(tr), torch.full((2,), expect), rtol=1e-4, atol=0)
 
 
 def test_waypoint_cost_pulls_far_and_stops_near():
