@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from bm_envs import g1_constants as g1
+from bm_envs.command_laws import PurePursuit
 from bm_planner.data.state import StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost
@@ -50,7 +51,9 @@ class AgentConfig:
     ``replan_every``: control steps executed per plan (1 … action_loss_steps); ``guidance_scale`` ≥ 0;
     ``warm_start``: rolling inference (:class:`RollingGuidanceInference`: the previous plan re-noised to the model's
     warm-start levels, ``warm_steps`` denoising steps, default proportional to ``num_steps``); ``two_stage``: re-sample
-    the actions given the final (guided) planned states (see :class:`RollingGuidanceInference`)."""
+    the actions given the final (guided) planned states (see :class:`RollingGuidanceInference`); ``use_command``: with
+    a command-conditioned model, condition each plan on the task's velocity command (:meth:`DiffusionAgent.task_command`;
+    ``False`` plans with the "no command" embedding)."""
 
     num_steps: int = 10
     sampler: str = "ddim"
@@ -65,6 +68,7 @@ class AgentConfig:
     ood_threshold: float = 12.0
     seed: int = 0
     threads: int | None = None
+    use_command: bool = True
 
     @classmethod
     def from_dict(cls, d: dict) -> AgentConfig:
@@ -103,6 +107,13 @@ def _shipped_agent_config(ckpt_path, path) -> dict:
     return {}
 
 
+def _check_command(command) -> np.ndarray:
+    c = np.asarray(command, dtype=np.float64)
+    if c.shape != (3,) or not np.all(np.isfinite(c)):
+        raise ValueError(f"command must be a finite (vx, vy, yaw_rate) triple, got {command!r}")
+    return c
+
+
 def _check_obs(obs) -> dict:
     if isinstance(obs, tuple) and len(obs) == 2 and isinstance(obs[1], dict):
         raise ValueError("predict() got an (obs, info) tuple: pass only the observation returned by env.reset()")
@@ -125,17 +136,19 @@ class DiffusionAgent:
 
     Args: ``model`` (:class:`StateActionDiffusionModel`), ``normalizer`` (data normalizer module),
     ``state_rep`` (the data's :class:`StateRepresentation`), ``config`` (:class:`AgentConfig`), ``cost``
-    (an explicit :class:`Cost`, else the task is read from observations).
+    (an explicit :class:`Cost`, else the task is read from observations); ``command`` (3,) (an explicit velocity
+    command for a command-conditioned model, else :meth:`task_command` reads it from observations).
     """
 
     def __init__(self, model, normalizer, state_rep: StateRepresentation, config: AgentConfig | None = None,
                  cost: Cost | None = None, device: str = "cpu", backend: str = "torch",
-                 onnx_path: str | Path | None = None):  # fmt: skip
+                 onnx_path: str | Path | None = None, command=None):  # fmt: skip
         self.model = model.to(device).eval()
         self.normalizer = normalizer.to(device)
         self.rep = state_rep
         self.config = config or AgentConfig()
         self.cost = cost
+        self.command = None if command is None else _check_command(command)
         self.device = torch.device(device)
         mc = model.config
         if mc.state_dim != state_rep.dim:
@@ -200,6 +213,7 @@ class DiffusionAgent:
         self._queue: deque[np.ndarray] = deque()
         self._gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self._waypoints: WaypointCost | None = None
+        self._pursuit: PurePursuit | None = None
         self.last_plan = None
         self.planner.reset()
         self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0, "warm_plans": 0}
@@ -224,6 +238,24 @@ class DiffusionAgent:
                 oc = self.config.obstacle_weight * ObstacleAvoidanceCost(SignedDistanceField(rows), self.body_radii)
                 cost = oc if cost is None else cost + oc
         return cost
+
+    def task_command(self, obs: dict) -> np.ndarray | None:
+        """The velocity command (vx, vy m/s, yaw rate rad/s) (3,) a command-conditioned model plans with: the explicit
+        ``command``, else the joystick env's ``obs["command"]``, else for goal-directed tasks (``obs["goal_b"]``) the
+        pure-pursuit law the Stage-1 expert is driven by in the same tasks (:class:`bm_envs.command_laws.PurePursuit`,
+        avoiding ``obs["obstacles"]`` when present); ``None`` for an unconditional model, with
+        ``use_command=False``, or when the task gives no command (the "no command" embedding)."""
+        if not getattr(self.model.config, "command_dim", 0) or not self.config.use_command:
+            return None
+        if self.command is not None:
+            return self.command
+        if "command" in obs:
+            return _check_command(obs["command"])
+        if "goal_b" in obs:
+            if self._pursuit is None:
+                self._pursuit = PurePursuit(avoid_obstacles="obstacles" in obs)
+            return _check_command(self._pursuit(obs))
+        return None
 
     # ------------------------------------------------------------------ acting
     def _history(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,8 +299,11 @@ class DiffusionAgent:
                 guidance = ClassifierGuidance(cost, self.rep, self.normalizer, ref_pos, ref_yaw, self.guidance_config())
         t0 = time.perf_counter()
         executed = self.config.replan_every if self.last_plan is not None else None
+        cmd = self.task_command(obs)
+        cmd = None if cmd is None else torch.as_tensor(cmd, dtype=torch.float32, device=self.device)[None]
+        self.info["command"] = None if cmd is None else cmd[0].tolist()
         plan = self.planner.plan(hs, ha, ref_pos[None], [ref_yaw], executed=executed, guidance=guidance,
-                                 generator=self._gen)  # fmt: skip
+                                 generator=self._gen, command=cmd)  # fmt: skip
         self.info["plan_time_s"] = time.perf_counter() - t0
         self.info["plan_time_total_s"] += self.info["plan_time_s"]
         self.info["plans"] += 1

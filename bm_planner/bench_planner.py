@@ -139,6 +139,15 @@ def history(config, device: str = "cpu", seed: int = 0) -> tuple[torch.Tensor, t
     return hs.to(device), ha.to(device)
 
 
+def command_kwargs(config, device: str = "cpu") -> dict:
+    """``{"command": (1, C)}`` (walk forward at 0.5 m/s) for a command-conditioned model, else ``{}``."""
+    if not getattr(config, "command_dim", 0):
+        return {}
+    cmd = torch.zeros(1, config.command_dim)
+    cmd[0, 0] = 0.5
+    return {"command": cmd.to(device)}
+
+
 def warm_steps(config, num_steps: int) -> int:
     """Denoising steps of a warm start: the cold schedule's steps per level times the highest warm level."""
     top = max(config.warm_start_state_level, config.warm_start_action_level)
@@ -158,13 +167,14 @@ def time_plans(model, guidance, cfg: PlannerBenchConfig, warm: bool, device: str
     hs, ha = history(c, device, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed) if device == "cpu" else None
     steps = warm_steps(c, cfg.num_steps) if warm else cfg.num_steps
-    plan = model.sample(hs, ha, num_steps=cfg.num_steps, sampler="ddim", guidance=guidance, generator=gen)
+    cmd = command_kwargs(c, device)
+    plan = model.sample(hs, ha, num_steps=cfg.num_steps, sampler="ddim", guidance=guidance, generator=gen, **cmd)
     times, cpu = [], []
     for i in range(cfg.warmup + cfg.repeats):
         init = plan.shifted(cfg.replan_every) if warm else None
         _sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
-        plan = model.sample(hs, ha, num_steps=steps, sampler="ddim", guidance=guidance, generator=gen, init=init)
+        plan = model.sample(hs, ha, num_steps=steps, sampler="ddim", guidance=guidance, generator=gen, init=init, **cmd)
         _sync(device)
         if i >= cfg.warmup:
             times.append(time.perf_counter() - t0)
@@ -251,9 +261,8 @@ def memory_probe(preset: str, checkpoint: str | None, backend: str, onnx_path: s
     hs, ha = history(model.config)
     peak = _rss_mb()
     for _ in range(plans):
-        model.sample(
-            hs, ha, num_steps=10, sampler="ddim", guidance=guidance, generator=torch.Generator().manual_seed(0)
-        )
+        model.sample(hs, ha, num_steps=10, sampler="ddim", guidance=guidance, generator=torch.Generator().manual_seed(0),
+                     **command_kwargs(model.config))  # fmt: skip
         peak = max(peak, _rss_mb())
     tensors = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
     return {"inference_rss_growth_mb": peak - rss0, "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -280,7 +280,7 @@ class BatchedTeam(_Team):
                 ag.info["ood"] = True
                 ag._queue.extend(ag.safe_actions())
                 continue
-            rows.append((a, hs, ha))
+            rows.append((a, hs, ha, ag.task_command(obs)))
             costs.append(ag.task_cost(obs) if cfg.guidance_scale > 0 else None)
             refs.append(ag.rep.reference_frame(obs))
         if not rows:
@@ -294,13 +294,17 @@ class BatchedTeam(_Team):
             guidance = ClassifierGuidance(BatchCost(costs), first.rep, first.normalizer, ref_pos, ref_yaw,
                                           first.guidance_config())  # fmt: skip
         t0 = time.perf_counter()
-        plan = self._planner.plan(hs, ha, ref_pos, ref_yaw, guidance=guidance, generator=self._gen)
+        cmds = [r[3] for r in rows]
+        command = None  # a conditioned model: robots whose task gives no command are asked to stand (0, 0, 0)
+        if any(c is not None for c in cmds):
+            command = torch.as_tensor(np.stack([np.zeros(3) if c is None else c for c in cmds]), dtype=torch.float32)
+        plan = self._planner.plan(hs, ha, ref_pos, ref_yaw, guidance=guidance, generator=self._gen, command=command)
         dt = time.perf_counter() - t0
         self.info["plan_time_s"] += dt
         self.info["plan_calls"] += 1
         self.info["plans"] += len(rows)
         n = first.N
-        for b, (a, _, _) in enumerate(rows):
+        for b, (a, *_) in enumerate(rows):
             ag = self.agents[a]
             ag.last_plan = type(plan)(plan.states[b : b + 1], plan.actions[b : b + 1])
             ag.info["plan_time_s"] = dt

@@ -99,7 +99,8 @@ class TrajectoryDataset(Dataset):
     # ------------------------------------------------------------------ loading
     def _load(self, listed: list[int], val: set[int]) -> None:
         keep = (lambda e: e in val) if self.split == "val" else (lambda e: e not in val)
-        cols = {k: [] for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "feat", "action", "action_exec")}
+        cols = {k: [] for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "feat", "action", "action_exec",
+                                "command")}  # fmt: skip
         starts, win_ep, win_local, episodes, shard_stats = [], [], [], [], []
         self.skipped: dict[str, str] = {}
         offset = 0
@@ -121,7 +122,7 @@ class TrajectoryDataset(Dataset):
                 starts.append(s + offset)
                 win_ep.append(np.full(len(s), e, dtype=np.int64))
                 win_local.append(s)
-                for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "action"):
+                for k in ("root_pos_w", "root_quat_w", "root_lin_vel_w", "action", "command"):
                     cols[k].append(ep[k])
                 if self.history_actions == "executed":
                     cols["action_exec"].append(ep["action_exec"])
@@ -136,6 +137,7 @@ class TrajectoryDataset(Dataset):
         self._root_vel = cat(cols["root_lin_vel_w"], (3,))
         self._feat = cat(cols["feat"], (6 * self.rep.K,))
         self._actions = cat(cols["action"], (g1.NUM_JOINTS,))
+        self._commands = cat(cols["command"], (3,)).astype(np.float32)
         self._actions_exec = cat(cols["action_exec"], (g1.NUM_JOINTS,)) if self.history_actions == "executed" else None
         self._starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self._win_episode = np.concatenate(win_ep) if win_ep else np.zeros(0, np.int64)
@@ -181,25 +183,30 @@ class TrajectoryDataset(Dataset):
             a[:, :N_HISTORY] = self._actions_exec[g[:, None] + np.arange(N_HISTORY)]
         return s, a
 
-    def _items(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+    def _items(self, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
         if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"index out of range for a data set of {len(self)} windows")
-        s, a = self._raw(idx % max(len(self), 1))
+        idx = idx % max(len(self), 1)
+        s, a = self._raw(idx)
         s, a = torch.from_numpy(s.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        cmd = torch.from_numpy(self._commands[self._starts[idx] + N_HISTORY])  # the command in force at t0
         if self.mirror_prob > 0:
             flip = torch.rand(len(idx)) < self.mirror_prob
             if flip.any():
                 s[flip], a[flip] = self.rep.mirror_states(s[flip]), mirror_actions(a[flip])
+                cmd[flip] = cmd[flip] * torch.tensor([1.0, -1.0, -1.0])  # (vx, vy, yaw rate) mirrored
         if self.normalize:
             s, a = self.normalizer.normalize_states(s), self.normalizer.normalize_actions(a)
-        return s, a
+        return s, a, cmd
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        s, a = self._items([i])
-        return {"states": s[0], "actions": a[0]}
+        """``{"states": (T, D), "actions": (T, 29), "command": (3,)}``: the window (normalized unless
+        ``normalize=False``) and the expert's velocity command at the current step t0 (vx, vy m/s, yaw rate rad/s)."""
+        s, a, c = self._items([i])
+        return {"states": s[0], "actions": a[0], "command": c[0]}
 
     def __getitems__(self, indices) -> list[dict[str, torch.Tensor]]:
         """Batched fetch used by ``DataLoader`` (one vectorized window computation per batch)."""
-        s, a = self._items(indices)
-        return [{"states": s[j], "actions": a[j]} for j in range(len(s))]
+        s, a, c = self._items(indices)
+        return [{"states": s[j], "actions": a[j], "command": c[j]} for j in range(len(s))]

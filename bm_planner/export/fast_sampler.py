@@ -57,12 +57,13 @@ class FastDDIMSampler:
                  sampler: str = "ddpm", guidance=None, generator: torch.Generator | None = None,
                  init: Plan | tuple[torch.Tensor, torch.Tensor] | None = None,
                  k_start_states: int | Sequence[int] | torch.Tensor | None = None,
-                 k_start_actions: int | Sequence[int] | torch.Tensor | None = None, eta: float | None = None) -> Plan:  # fmt: skip
+                 k_start_actions: int | Sequence[int] | torch.Tensor | None = None, eta: float | None = None,
+                 command: torch.Tensor | None = None) -> Plan:  # fmt: skip
         m, c = self.model, self.model.config
         eta_v = (1.0 if sampler == "ddpm" else 0.0) if eta is None else float(eta)
         if sampler != "ddim" or eta_v != 0.0 or not isinstance(history_states, torch.Tensor):
             return sample_plan(m, m.scheduler, c, history_states, history_actions, num_steps, sampler, guidance,
-                               generator, init, k_start_states, k_start_actions, eta)  # fmt: skip
+                               generator, init, k_start_states, k_start_actions, eta, command)  # fmt: skip
         b = history_states.shape[0]
         if tuple(history_states.shape[1:]) != (c.n_known_states, c.state_dim) or tuple(history_actions.shape) != (
             b,
@@ -71,6 +72,11 @@ class FastDDIMSampler:
         ):
             raise ValueError(f"history must be (B, {c.n_known_states}, {c.state_dim}) / (B, {c.n_known_actions}, "
                              f"{c.action_dim}); got {tuple(history_states.shape)} / {tuple(history_actions.shape)}")  # fmt: skip
+        extra = ()
+        if command is not None:
+            if tuple(command.shape) != (b, c.command_dim) or not bool(torch.isfinite(command).all()):
+                raise ValueError(f"command must be a finite ({b}, {c.command_dim}) tensor; got {tuple(command.shape)}")
+            extra = (command,)
         device, dtype = history_states.device, history_states.dtype
         ds, da = (c.num_levels, c.num_levels) if init is None else (c.warm_start_state_level, c.warm_start_action_level)
         ks0 = start_levels(k_start_states, ds, c.n_known_states, c.horizon, c.num_levels, "k_start_states")
@@ -93,14 +99,14 @@ class FastDDIMSampler:
                 )
         if top == 0 or not 1 <= n <= c.num_levels:  # edge cases: the reference handles and reports them
             return sample_plan(m, m.scheduler, c, history_states, history_actions, num_steps, sampler, guidance,
-                               generator, init, k_start_states, k_start_actions, eta)  # fmt: skip
+                               generator, init, k_start_states, k_start_actions, eta, command)  # fmt: skip
         x_s = m.scheduler.add_noise(x_s, randn_like_gen(x_s, generator), ks0.to(device).expand(b, -1))
         x_a = m.scheduler.add_noise(x_a, randn_like_gen(x_a, generator), ka0.to(device).expand(b, -1))
         x_s = torch.cat([history_states, x_s[:, c.n_known_states :]], dim=1)
         x_a = torch.cat([history_actions, x_a[:, c.n_known_actions :]], dim=1)
         ls, s0, s1, la, a0, a1, tops = self._tables(ks0, ka0, n, device, dtype)
         for i in range(n):
-            p_s, p_a = m.denoiser(x_s, x_a, ls[i].expand(b, -1), la[i].expand(b, -1))
+            p_s, p_a = m.denoiser(x_s, x_a, ls[i].expand(b, -1), la[i].expand(b, -1), *extra)
             if guidance is not None:
                 g_s, g_a = guidance(p_s, p_a, tops[i])
                 if g_s is not None:

@@ -5,7 +5,9 @@ The graph is exactly one call of :class:`~bm_planner.model.transformer.Different
     states (B, T, D) float32, actions (B, Ta, A) float32,      ->  x0_states (B, T, D) float32,
     k_states (B, T) int64,    k_actions (B, Ta) int64               x0_actions (B, Ta, A) float32
 
-with a dynamic batch axis ``batch``; everything is in normalized units. The sampler loop, history inpainting and
+with a dynamic batch axis ``batch``; everything is in normalized units. A command-conditioned model
+(``command_dim`` C > 0) has a fifth input ``command`` (B, C) float32 (:func:`input_names`); its exported graph
+always takes a command (the "no command" embedding is a torch-only path). The sampler loop, history inpainting and
 guidance (analytic: the cost gradient on the predicted clean trajectory) stay outside the network, so the same
 Python sampler drives torch, ONNX Runtime and TensorRT.
 
@@ -36,6 +38,11 @@ VERSION = 1
 DEFAULT_OPSET = 17
 INPUT_NAMES = ("states", "actions", "k_states", "k_actions")
 OUTPUT_NAMES = ("x0_states", "x0_actions")
+
+
+def input_names(config) -> tuple[str, ...]:
+    """The graph's input names for a model config: :data:`INPUT_NAMES` (+ ``"command"`` if ``command_dim`` > 0)."""
+    return INPUT_NAMES + (("command",) if getattr(config, "command_dim", 0) else ())
 
 
 class ExportError(RuntimeError):
@@ -86,12 +93,15 @@ def build_metadata(model, normalizer=None, state_rep=None, checkpoint: str | Pat
 def _example_inputs(config, batch: int = 2) -> tuple[torch.Tensor, ...]:
     c = config
     g = torch.Generator().manual_seed(0)
-    return (
+    out = (
         torch.randn(batch, c.window, c.state_dim, generator=g),
         torch.randn(batch, c.action_window, c.action_dim, generator=g),
         torch.randint(0, c.num_levels + 1, (batch, c.window), generator=g),
         torch.randint(0, c.num_levels + 1, (batch, c.action_window), generator=g),
     )
+    if getattr(c, "command_dim", 0):
+        out = (*out, 0.5 * torch.randn(batch, c.command_dim, generator=g))
+    return out
 
 
 def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkpoint: str | Path | None = None,
@@ -113,13 +123,14 @@ def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkp
     path.parent.mkdir(parents=True, exist_ok=True)
     den = copy.deepcopy(model.denoiser).to("cpu", torch.float32).eval()
     example = _example_inputs(model.config)
-    dyn = {n: {0: "batch"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)}
+    names = input_names(model.config)
+    dyn = {n: {0: "batch"} for n in (*names, *OUTPUT_NAMES)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         with warnings.catch_warnings():  # the forward's shape checks become trace-time constants: intended
             warnings.simplefilter("ignore")
-            torch.onnx.export(den, example, tmp, dynamo=False, opset_version=int(opset), input_names=list(INPUT_NAMES),
+            torch.onnx.export(den, example, tmp, dynamo=False, opset_version=int(opset), input_names=list(names),
                               output_names=list(OUTPUT_NAMES), dynamic_axes=dyn, do_constant_folding=True)  # fmt: skip
         proto = onnx.load(tmp)
         meta = build_metadata(model, normalizer, state_rep, checkpoint, opset)
@@ -146,7 +157,7 @@ def _check_against_torch(path: str | Path, den: torch.nn.Module, example: tuple[
     from bm_planner.export.ort import make_session
 
     sess = make_session(path, threads=1)
-    out = sess.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(INPUT_NAMES, example)})
+    out = sess.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(input_names(den.config), example)})
     with torch.no_grad():
         ref = den(*example)
     for name, o, r in zip(OUTPUT_NAMES, out, ref):

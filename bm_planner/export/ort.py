@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bm_planner.export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, ExportError, check_metadata, read_metadata
+from bm_planner.export.onnx_export import OUTPUT_NAMES, ExportError, check_metadata, input_names, read_metadata
 
 BACKENDS = ("torch", "onnx", "tensorrt")
 
@@ -53,16 +53,26 @@ class OnnxDenoiser(nn.Module):
             check_metadata(self.metadata, model, self.path)
         self.session = make_session(self.path, threads, providers)
         names = [i.name for i in self.session.get_inputs()]
-        if names != list(INPUT_NAMES):
-            raise ExportError(f"{self.path}: inputs {names}, expected {list(INPUT_NAMES)}")
+        self.conditioned = "command" in names
+        expect = list(input_names(type("C", (), {"command_dim": int(self.conditioned)})))
+        if names != expect:
+            raise ExportError(f"{self.path}: inputs {names}, expected {expect}")
 
-    def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor):
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor,
+                command: torch.Tensor | None = None, command_drop: torch.Tensor | None = None):  # fmt: skip
+        if command_drop is not None:
+            raise ValueError("command_drop is a training-time input; the exported denoiser does not take it")
+        if self.conditioned != (command is not None):
+            raise ValueError(f"{self.path}: " + ("this command-conditioned export needs a command" if self.conditioned
+                             else "this export takes no command (unconditional model)"))  # fmt: skip
         feed = {
             "states": np.ascontiguousarray(states.detach().to("cpu", torch.float32).numpy()),
             "actions": np.ascontiguousarray(actions.detach().to("cpu", torch.float32).numpy()),
             "k_states": np.ascontiguousarray(k_states.detach().to("cpu", torch.int64).numpy()),
             "k_actions": np.ascontiguousarray(k_actions.detach().to("cpu", torch.int64).numpy()),
         }
+        if command is not None:
+            feed["command"] = np.ascontiguousarray(command.detach().to("cpu", torch.float32).numpy())
         p_s, p_a = self.session.run(list(OUTPUT_NAMES), feed)
         return (torch.from_numpy(p_s).to(states.device, states.dtype),
                 torch.from_numpy(p_a).to(actions.device, actions.dtype))  # fmt: skip

@@ -37,8 +37,11 @@ def random_step_inputs(config, batch: int = 4, seed: int = 0) -> tuple[torch.Ten
     k_a = torch.randint(0, c.num_levels + 1, (batch, c.action_window), generator=g)
     k_s[:, : c.n_known_states] = 0
     k_a[:, : c.n_known_actions] = 0
-    return (torch.randn(batch, c.window, c.state_dim, generator=g),
-            torch.randn(batch, c.action_window, c.action_dim, generator=g), k_s, k_a)  # fmt: skip
+    out = (torch.randn(batch, c.window, c.state_dim, generator=g),
+           torch.randn(batch, c.action_window, c.action_dim, generator=g), k_s, k_a)  # fmt: skip
+    if getattr(c, "command_dim", 0):  # a command-conditioned model's fifth input, (vx, vy, yaw rate)-sized values
+        out = (*out, 0.5 * torch.randn(batch, c.command_dim, generator=g))
+    return out
 
 
 def step_error(model, fast_denoiser, batch: int = 4, seed: int = 0) -> float:
@@ -56,8 +59,9 @@ def plan_error(model, fast_model, guidance=None, num_steps: int = 10, batch: int
     g = torch.Generator().manual_seed(seed + 1)
     hs = torch.randn(batch, c.n_known_states, c.state_dim, generator=g) * 0.5
     ha = torch.randn(batch, c.n_known_actions, c.action_dim, generator=g) * 0.5
+    cmd = {"command": torch.randn(batch, c.command_dim, generator=g) * 0.5} if getattr(c, "command_dim", 0) else {}
     plans = [m.sample(hs, ha, num_steps=num_steps, sampler="ddim", guidance=guidance,
-                      generator=torch.Generator().manual_seed(seed)) for m in (model, fast_model)]  # fmt: skip
+                      generator=torch.Generator().manual_seed(seed), **cmd) for m in (model, fast_model)]  # fmt: skip
     return max(float((plans[0].states - plans[1].states).abs().max()),
                float((plans[0].actions - plans[1].actions).abs().max()))  # fmt: skip
 

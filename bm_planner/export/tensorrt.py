@@ -42,7 +42,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, f
     c = meta["model_config"]
     t_tok, a_tok = c["n_history"] + 1 + c["horizon"], c["n_history"] + c["action_horizon"]
     dims = {"states": (t_tok, c["state_dim"]), "actions": (a_tok, c["action_dim"]), "k_states": (t_tok,),
-            "k_actions": (a_tok,)}  # fmt: skip
+            "k_actions": (a_tok,), "command": (c.get("command_dim", 0),)}  # fmt: skip
+    names = INPUT_NAMES + (("command",) if c.get("command_dim", 0) else ())
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -56,7 +57,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, f
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
-    for name in INPUT_NAMES:
+    for name in names:
         profile.set_shape(name, (1, *dims[name]), (1, *dims[name]), (int(max_batch), *dims[name]))
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)
@@ -85,7 +86,9 @@ class TensorRTDenoiser(nn.Module):
         self.context = self.engine.create_execution_context()
         self._torch_dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32,
                              trt.int64: torch.int64}  # fmt: skip
-        self.dtypes = {n: self._torch_dtype[self.engine.get_tensor_dtype(n)] for n in (*INPUT_NAMES, *OUTPUT_NAMES)}
+        cfg = self.metadata.get("model_config", {})
+        self.input_names = INPUT_NAMES + (("command",) if cfg.get("command_dim", 0) else ())
+        self.dtypes = {n: self._torch_dtype[self.engine.get_tensor_dtype(n)] for n in (*self.input_names, *OUTPUT_NAMES)}
 
     @classmethod
     def from_onnx(cls, onnx_path: str | Path, model=None, fp16: bool = False, max_batch: int = 8):
@@ -95,9 +98,12 @@ class TensorRTDenoiser(nn.Module):
         data, _ = build_engine(onnx_path, fp16=fp16, max_batch=max_batch)
         return cls(data, meta)
 
-    def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor):
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor,
+                command: torch.Tensor | None = None, command_drop: torch.Tensor | None = None):  # fmt: skip
+        if command_drop is not None or ("command" in self.input_names) != (command is not None):
+            raise ValueError("a command-conditioned engine needs a command (and only it); no command_drop at inference")
         dev = torch.device("cuda")
-        ins = dict(zip(INPUT_NAMES, (states, actions, k_states, k_actions)))
+        ins = dict(zip(self.input_names, (states, actions, k_states, k_actions, command)))
         bufs = {n: x.detach().to(dev, self.dtypes[n]).contiguous() for n, x in ins.items()}
         b = states.shape[0]
         outs = {"x0_states": torch.empty(b, *states.shape[1:], device=dev, dtype=self.dtypes["x0_states"]),

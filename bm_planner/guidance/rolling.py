@@ -75,8 +75,10 @@ class RollingGuidanceInference:
 
     def plan(self, history_states: torch.Tensor, history_actions: torch.Tensor, ref_pos_w, ref_yaw,
              executed: int | None = None, guidance: Guidance | None = None,
-             generator: torch.Generator | None = None) -> Plan:  # fmt: skip
-        """Sample the next plan. ``executed``: control steps since the previous plan (``None`` = cold start)."""
+             generator: torch.Generator | None = None, command: torch.Tensor | None = None) -> Plan:  # fmt: skip
+        """Sample the next plan. ``executed``: control steps since the previous plan (``None`` = cold start);
+        ``command`` (B, C): task command of a command-conditioned model (every sampling call gets it)."""
+        cmd = {} if command is None else {"command": command}
         b = history_states.shape[0]
         ref_pos_w = torch.as_tensor(ref_pos_w, dtype=torch.float64).reshape(b, 3)
         ref_yaw = torch.as_tensor(ref_yaw, dtype=torch.float64).reshape(b)
@@ -87,15 +89,15 @@ class RollingGuidanceInference:
             init = self.carry_over(executed, ref_pos_w, ref_yaw)
             out = self.model.sample(history_states, history_actions, num_steps=self.warm_steps, sampler=self.sampler,
                                     guidance=guidance, generator=generator, init=init,
-                                    k_start_states=self.k_states, k_start_actions=self.k_actions)  # fmt: skip
+                                    k_start_states=self.k_states, k_start_actions=self.k_actions, **cmd)  # fmt: skip
         else:
             out = self.model.sample(history_states, history_actions, num_steps=self.num_steps, sampler=self.sampler,
-                                    guidance=guidance, generator=generator)  # fmt: skip
+                                    guidance=guidance, generator=generator, **cmd)  # fmt: skip
         if self.two_stage:
             c = self.model.config
             out = self.model.sample(history_states, history_actions, num_steps=self.num_steps, sampler=self.sampler,
                                     generator=generator, init=out, k_start_states=0,
-                                    k_start_actions=c.num_levels)  # fmt: skip
+                                    k_start_actions=c.num_levels, **cmd)  # fmt: skip
         self.prev, self.prev_ref, self.last_was_warm = out, (ref_pos_w, ref_yaw), warm
         return out
 

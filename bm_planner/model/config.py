@@ -49,6 +49,10 @@ class ModelConfig:
             only, so the planner cannot simply extrapolate its own past actions (0 = off).
         state_loss_weight / action_loss_weight: weights of the two MSE terms (each a per-element mean).
         warm_start_state_level / warm_start_action_level: levels a previous plan is re-noised to (paper: 14 / 4).
+        command_dim: size of an optional task command every token is conditioned on (0 = unconditional, the paper;
+            3 = the data's velocity command (vx, vy, yaw_rate) in m/s, rad/s, see ``transformer.py``).
+        command_dropout: probability, per training window, of replacing the command with the learned "no command"
+            embedding, so one model plans with and without a command (and classifier-free guidance can mix both).
     """
 
     state_dim: int = 87
@@ -74,11 +78,13 @@ class ModelConfig:
     action_loss_weight: float = 1.0
     warm_start_state_level: int = 14
     warm_start_action_level: int = 4
+    command_dim: int = 0
+    command_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("state_dim", "action_dim", "horizon", "num_levels", "width", "depth", "heads", "action_horizon"):
             _check_int(self, name, lo=1)
-        for name in ("n_history", "action_state_lookahead", "action_loss_steps"):
+        for name in ("n_history", "action_state_lookahead", "action_loss_steps", "command_dim"):
             _check_int(self, name, lo=0)
         if self.action_loss_steps < 1 or self.action_loss_steps > self.action_horizon:
             raise ConfigError(
@@ -96,6 +102,7 @@ class ModelConfig:
         for name in ("mlp_ratio", "state_loss_weight", "action_loss_weight"):
             _check_float(self, name, lo=0.0, lo_open=name == "mlp_ratio")
         _check_float(self, "history_action_noise", lo=0.0, hi=10.0)
+        _check_float(self, "command_dropout", lo=0.0, hi=1.0)
         for name in ("dropout", "attn_dropout"):
             _check_float(self, name, lo=0.0, hi=1.0, hi_open=True)
         if self.state_loss_weight == 0.0 and self.action_loss_weight == 0.0:

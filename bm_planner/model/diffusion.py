@@ -48,10 +48,17 @@ class StateActionDiffusionModel(nn.Module):
         )
 
     def forward(
-        self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        k_states: torch.Tensor,
+        k_actions: torch.Tensor,
+        command: torch.Tensor | None = None,
+        command_drop: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Noisy states (B, T, D), actions (B, Ta, A), levels (B, T) / (B, Ta) -> x0 predictions, same shapes."""
-        return self.denoiser(states, actions, k_states, k_actions)
+        """Noisy states (B, T, D), actions (B, Ta, A), levels (B, T) / (B, Ta) (+ command (B, C)) -> x0 predictions,
+        same shapes."""
+        return self.denoiser(states, actions, k_states, k_actions, command, command_drop)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -80,9 +87,12 @@ class StateActionDiffusionModel(nn.Module):
         actions: torch.Tensor,
         generator: torch.Generator | None = None,
         levels: tuple[torch.Tensor, torch.Tensor] | None = None,
+        command: torch.Tensor | None = None,
     ) -> LossOutput:
         """Denoising loss on a normalized batch: states (B, T, D), actions (B, T_act >= Ta, A) (extra trailing
-        actions, e.g. the dataset's 21, are ignored). ``levels`` overrides the random (k_states, k_actions)."""
+        actions, e.g. the dataset's 21, are ignored). ``levels`` overrides the random (k_states, k_actions).
+        ``command`` (B, C): the window's task command (models with ``command_dim`` > 0; in training each row is
+        replaced by "no command" with probability ``command_dropout``)."""
         c = self.config
         if states.ndim != 3 or actions.ndim != 3 or actions.shape[1] < c.action_window:
             raise ValueError(
@@ -97,7 +107,11 @@ class StateActionDiffusionModel(nn.Module):
         if c.history_action_noise > 0 and self.training:  # corrupt the (level-0) history actions, training only
             n = c.n_known_actions
             x_a = torch.cat([x_a[:, :n] + c.history_action_noise * _randn(x_a[:, :n], generator), x_a[:, n:]], 1)
-        p_s, p_a = self(x_s, x_a, k_s, k_a)
+        drop = None
+        if command is not None and self.training and c.command_dropout > 0:
+            u = torch.rand(b, generator=generator, device=generator.device if generator is not None else states.device)
+            drop = u.to(states.device) < c.command_dropout
+        p_s, p_a = self(x_s, x_a, k_s, k_a, command, drop)
         fs = slice(c.n_known_states, c.window)
         fa = slice(c.n_known_actions, c.n_known_actions + c.action_loss_steps)
         state_err = (p_s[:, fs].float() - states[:, fs].float()).pow(2).mean(-1)
@@ -128,10 +142,11 @@ class StateActionDiffusionModel(nn.Module):
         k_start_states: int | Sequence[int] | torch.Tensor | None = None,
         k_start_actions: int | Sequence[int] | torch.Tensor | None = None,
         eta: float | None = None,
+        command: torch.Tensor | None = None,
     ) -> Plan:
         """Sample a plan (see :func:`bm_planner.model.sampling.sample_plan`); runs in eval mode and restores the
-        previous mode. Inputs/outputs are normalized: history states (B, N+1, D), actions (B, N, A) ->
-        :class:`Plan` with states (B, T, D), actions (B, Ta, A)."""
+        previous mode. Inputs/outputs are normalized: history states (B, N+1, D), actions (B, N, A) (+ ``command``
+        (B, C) for a command-conditioned model) -> :class:`Plan` with states (B, T, D), actions (B, Ta, A)."""
         was_training = self.training
         self.eval()
         try:
@@ -149,6 +164,7 @@ class StateActionDiffusionModel(nn.Module):
                 k_start_states,
                 k_start_actions,
                 eta,
+                command,
             )
         finally:
             self.train(was_training)

@@ -1,4 +1,4 @@
-"""Token embeddings: noise level (sinusoidal + MLP), state (2-layer MLP), action (linear), positions."""
+"""Token embeddings: noise level (sinusoidal + MLP), state (2-layer MLP), action (linear), positions, command."""
 
 from __future__ import annotations
 
@@ -75,3 +75,33 @@ class TokenPositionEmbedding(nn.Module):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (state rows (T, width), action rows (Ta, width))."""
         return self.state, self.action
+
+
+class CommandEmbedding(nn.Module):
+    """Task command (B, C) -> (B, width) with Linear -> SiLU -> Linear; ``None`` rows (or rows where ``drop`` is
+    True) get a learned "no command" vector instead. The output layer and the null vector start at zero, so adding
+    this module to a trained unconditional model leaves its function unchanged (fine-tuning starts from it)."""
+
+    def __init__(self, command_dim: int, width: int) -> None:
+        super().__init__()
+        self.command_dim = command_dim
+        self.mlp = nn.Sequential(nn.Linear(command_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.null = nn.Parameter(torch.zeros(width))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.mlp[0].weight, std=0.5)
+        nn.init.zeros_(self.mlp[0].bias)
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+        nn.init.zeros_(self.null)
+
+    def forward(self, command: torch.Tensor | None, batch: int, drop: torch.Tensor | None = None) -> torch.Tensor:
+        if command is None:
+            return self.null.expand(batch, -1)
+        if tuple(command.shape) != (batch, self.command_dim):
+            raise ValueError(f"command must have shape ({batch}, {self.command_dim}); got {tuple(command.shape)}")
+        emb = self.mlp(command.to(self.mlp[0].weight.dtype))
+        if drop is not None:
+            emb = torch.where(drop[:, None], self.null.to(emb.dtype).expand_as(emb), emb)
+        return emb

@@ -87,6 +87,7 @@ def sample_plan(
     k_start_states: int | Sequence[int] | torch.Tensor | None = None,
     k_start_actions: int | Sequence[int] | torch.Tensor | None = None,
     eta: float | None = None,
+    command: torch.Tensor | None = None,
 ) -> Plan:
     """Sample a plan given history states (B, N+1, D) and actions (B, N, A), normalized.
 
@@ -95,6 +96,7 @@ def sample_plan(
     ``k_start_actions`` (defaults: ``config.warm_start_state_level`` / ``warm_start_action_level``, 14 / 4 of 20).
     ``num_steps`` defaults to the highest start level; every token descends proportionally and reaches level 0 at the
     last iteration (:func:`level_schedule`). ``sampler`` "ddpm" is ancestral (eta = 1), "ddim" deterministic (eta = 0).
+    ``command`` (B, C): task command of a command-conditioned denoiser (passed as its fifth argument; ``None`` = none).
     """
     c = config
     if sampler not in SAMPLERS:
@@ -102,6 +104,10 @@ def sample_plan(
     b = history_states.shape[0] if isinstance(history_states, torch.Tensor) and history_states.ndim == 3 else -1
     _check("history_states", history_states, (b, c.n_known_states, c.state_dim))
     _check("history_actions", history_actions, (b, c.n_known_actions, c.action_dim))
+    extra = ()
+    if command is not None:
+        _check("command", command, (b, getattr(c, "command_dim", 0)))
+        extra = (command,)
     device, dtype = history_states.device, history_states.dtype
     default_s = c.num_levels if init is None else c.warm_start_state_level
     default_a = c.num_levels if init is None else c.warm_start_action_level
@@ -136,7 +142,7 @@ def sample_plan(
     for i in range(n):
         ks, ka = level_schedule(ks0_b, i, n), level_schedule(ka0_b, i, n)
         ks_next, ka_next = level_schedule(ks0_b, i + 1, n), level_schedule(ka0_b, i + 1, n)
-        p_s, p_a = denoiser(x_s, x_a, ks, ka)
+        p_s, p_a = denoiser(x_s, x_a, ks, ka, *extra)
         p_s, p_a = p_s.to(dtype), p_a.to(dtype)
         if guidance is not None:
             g_s, g_a = guidance(p_s, p_a, int(max(ks.max(), ka.max())))

@@ -27,6 +27,12 @@ hidden (row/column masked, they attend only to themselves), so plans depend on t
 Noise-level conditioning: each token gets ``pos_emb + level_emb(k)`` added to its input embedding, with its own level
 (k_s per state timestep, k_a per action timestep). Additive conditioning (rather than per-token adaLN) keeps the
 cost of a block at 12 W^2 parameters; every token carries its own level, so levels can differ freely per token.
+Task command (``ModelConfig.command_dim`` > 0, off in the paper): one :class:`CommandEmbedding` of the command (B, C),
+added to every token like the level embedding; ``command=None`` uses a learned "no command" vector. Why: the
+unconditional model, guided by a root-velocity cost, never started a gait from a standstill (the guided plan slid the
+pelvis while the legs kept standing, and the actions follow the legs); the data labels every step with the expert's
+command, so conditioning on it makes "start walking" something the model has learned rather than something guidance
+must find. Guidance costs still apply on top.
 Blocks are pre-LayerNorm with scaled-dot-product attention (attention dropout ``attn_dropout``) and a GELU MLP.
 """
 
@@ -37,7 +43,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bm_planner.model.config import ModelConfig
-from bm_planner.model.embeddings import ActionEncoder, NoiseLevelEmbedding, StateEncoder, TokenPositionEmbedding
+from bm_planner.model.embeddings import (
+    ActionEncoder,
+    CommandEmbedding,
+    NoiseLevelEmbedding,
+    StateEncoder,
+    TokenPositionEmbedding,
+)
 
 
 def build_attention_mask(n_states: int, n_actions: int, lookahead: int = 0, hidden_actions: int = 0) -> torch.Tensor:
@@ -84,7 +96,9 @@ class TransformerBlock(nn.Module):
 class DifferentiatedTransformer(nn.Module):
     """Denoiser network: noisy states/actions and their per-token levels -> predicted clean states/actions.
 
-    Inputs: states (B, T, D), actions (B, Ta, A), k_states (B, T) and k_actions (B, Ta) int64 levels in [0, K].
+    Inputs: states (B, T, D), actions (B, Ta, A), k_states (B, T) and k_actions (B, Ta) int64 levels in [0, K];
+    ``command`` (B, C) (only with ``config.command_dim = C > 0``; ``None`` = no command) and ``command_drop`` (B,)
+    bool (training: rows that use the "no command" embedding).
     Outputs: (x0 states (B, T, D), x0 actions (B, Ta, A)), normalized units like the inputs.
     """
 
@@ -96,6 +110,7 @@ class DifferentiatedTransformer(nn.Module):
         self.action_encoder = ActionEncoder(c.action_dim, c.width)
         self.level_embedding = NoiseLevelEmbedding(c.width, c.num_levels)
         self.position = TokenPositionEmbedding(c.window, c.action_window, c.width)
+        self.command_embedding = CommandEmbedding(c.command_dim, c.width) if c.command_dim else None
         self.blocks = nn.ModuleList(
             TransformerBlock(c.width, c.heads, c.mlp_ratio, c.dropout, c.attn_dropout) for _ in range(c.depth)
         )
@@ -106,9 +121,17 @@ class DifferentiatedTransformer(nn.Module):
         mask = build_attention_mask(c.window, c.action_window, c.action_state_lookahead, hidden)
         self.register_buffer("attn_mask", mask, persistent=False)
         self.apply(_init_weights)
+        if self.command_embedding is not None:
+            self.command_embedding.reset_parameters()  # zero output: starts as the unconditional model
 
     def forward(
-        self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        k_states: torch.Tensor,
+        k_actions: torch.Tensor,
+        command: torch.Tensor | None = None,
+        command_drop: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
         b = states.shape[0]
@@ -125,6 +148,10 @@ class DifferentiatedTransformer(nn.Module):
         levels = self.level_embedding(torch.cat([k_states, k_actions], dim=1))
         tokens = torch.cat([self.state_encoder(states) + pos_s, self.action_encoder(actions) + pos_a], dim=1)
         x = tokens + levels
+        if self.command_embedding is not None:
+            x = x + self.command_embedding(command, b, command_drop)[:, None, :].to(x.dtype)
+        elif command is not None:
+            raise ValueError("this model has no command input (config.command_dim = 0); pass command=None")
         for block in self.blocks:
             x = block(x, self.attn_mask)
         x = self.norm_out(x)

@@ -14,6 +14,18 @@ import torch
 from bm_planner.model import ModelConfig, StateActionDiffusionModel
 
 
+def batch_command(batch: dict, config, device) -> torch.Tensor | None:
+    """The batch's task command (B, C) for a command-conditioned model (``config.command_dim`` > 0), else None."""
+    if not getattr(config, "command_dim", 0):
+        return None
+    if "command" not in batch:
+        raise ValueError("the model is command-conditioned (command_dim > 0) but the data set yields no 'command'")
+    cmd = batch["command"].to(device, non_blocking=True).float()
+    if cmd.shape[-1] != config.command_dim:
+        raise ValueError(f"data set commands have {cmd.shape[-1]} dims, the model expects {config.command_dim}")
+    return cmd
+
+
 def level_buckets(num_levels: int, n_buckets: int) -> list[tuple[int, int]]:
     """Split levels 0..K into ``n_buckets`` contiguous inclusive ranges, e.g. K=20, 4 -> (0,5) (6,10) (11,15) (16,20)."""
     n = max(1, min(n_buckets, num_levels + 1))
@@ -75,9 +87,10 @@ class DiffusionMetrics:
                     break
                 states = batch["states"].to(device).float()
                 actions = batch["actions"].to(device).float()
+                command = batch_command(batch, c, device)
                 b = states.shape[0]
                 if i < self.val_batches:
-                    out = model.compute_loss(states, actions, generator=gen)
+                    out = model.compute_loss(states, actions, generator=gen, command=command)
                     for key in ("loss", "state_mse", "action_mse"):
                         add(key, getattr(out, key), b)
                     for lo, hi in buckets:
@@ -96,6 +109,7 @@ class DiffusionMetrics:
                         num_steps=steps,
                         sampler="ddim" if steps else "ddpm",
                         generator=gen,
+                        command=command,
                     )
                     fs, fa = slice(c.n_known_states, None), slice(c.n_known_actions, n_act)
                     add("sample_state_mse", (plan.states[:, fs] - states[:, fs]).pow(2).mean(), b)

@@ -40,7 +40,7 @@ from bm_planner.training.distributed import (
     init_distributed,
 )
 from bm_planner.training.ema import EMA
-from bm_planner.training.metrics import DiffusionMetrics, MetricTracker
+from bm_planner.training.metrics import DiffusionMetrics, MetricTracker, batch_command
 from bm_planner.training.optim import build_optimizer, warmup_cosine
 from bm_planner.training.rng import get_rng_state, seed_everything, set_rng_state
 from bm_planner.training.run_logger import RunLogger
@@ -55,8 +55,8 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model.compute_loss(states, actions)
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, command: torch.Tensor | None = None):
+        out = self.model.compute_loss(states, actions, command=command)
         return out.loss, out.state_mse, out.action_mse
 
 
@@ -215,10 +215,11 @@ class DDPMTrainer:
         self.model.train()
         states = batch["states"].to(self.device, non_blocking=True)
         actions = batch["actions"].to(self.device, non_blocking=True)
+        command = batch_command(batch, self.model.config, self.device)
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
-            loss, state_mse, action_mse = self.loss_module(states, actions)
+            loss, state_mse, action_mse = self.loss_module(states, actions, command)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -302,18 +303,24 @@ class DDPMTrainer:
 
     def _init_weights(self, path: Path) -> None:
         """Start from another run's EMA weights (fine-tuning, e.g. on new data); the optimizer, schedule, step count
-        and normalizer start fresh. The architecture must match exactly."""
+        and normalizer start fresh. The architecture must match exactly, except that a command embedding may be
+        added to an unconditional model (``command_dim`` 0 → C): it starts at zero output, so the fine-tuned model
+        starts as the source model."""
         src = load_checkpoint(path, load_train_state=False)
-        src_model = src.config.get("run_config", {}).get("model", {})
+        src_model = {"command_dim": 0, **src.config.get("run_config", {}).get("model", {})}
         mine = self.config.model.to_dict()
         free = ("state_loss_weight", "action_loss_weight", "history_actions", "history_action_noise", "dropout",
-                "attn_dropout", "action_state_lookahead")  # these change no weight shapes
-        arch = [k for k in mine if k not in free and src_model.get(k, mine[k]) != mine[k]]
+                "attn_dropout", "action_state_lookahead", "command_dropout")  # these change no weight shapes
+        adds_command = src_model["command_dim"] == 0 and mine["command_dim"] > 0
+        arch = [k for k in mine if k not in free and src_model.get(k, mine[k]) != mine[k]
+                and not (k == "command_dim" and adds_command)]  # fmt: skip
         if arch:
             raise ValueError(f"--init-from {path}: model config differs in {arch}; fine-tuning needs the same "
                              f"architecture")  # fmt: skip
-        self.model.load_state_dict(src.ema)
-        log.info("initialized weights from %s (EMA)", src.path)
+        res = self.model.load_state_dict(src.ema, strict=not adds_command)
+        if adds_command and (res.unexpected_keys or any(".command_embedding." not in "." + k for k in res.missing_keys)):
+            raise ValueError(f"--init-from {path}: unexpected {res.unexpected_keys}, missing {res.missing_keys}")
+        log.info("initialized weights from %s (EMA)%s", src.path, " + a new command embedding" if adds_command else "")
 
     def _restore(self, ckpt) -> None:
         saved = ckpt.config["run_config"]["model"]

@@ -187,3 +187,36 @@ def test_shipped_checkpoint_holds_weights_only():
     files = [p for p in SHIPPED.rglob("*") if p.is_file()]
     assert any(p.suffix == ".safetensors" for p in files)
     assert {p.suffix for p in files} <= {".safetensors", ".json", ".jsonl", ".md", ".png", ".yaml", ""}
+
+
+def test_task_command_for_a_command_conditioned_model():
+    """A command-conditioned model plans with the joystick's command, the pure-pursuit law toward a waypoint, or an
+    explicit one; an unconditional model gets none; the command reaches the model (plans differ by command)."""
+    from bm_planner.model import StateActionDiffusionModel
+
+    base = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1))
+    cfg = base.model.config.__class__(**{**base.model.config.to_dict(), "command_dim": 3})
+    model = StateActionDiffusionModel(cfg)
+    model.load_state_dict(base.model.state_dict(), strict=False)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.denoiser.command_embedding.mlp[2].weight, std=0.2)
+    joy = gym.make("BM-G1-Joystick-v0")
+    obs, _ = joy.reset(seed=0)
+    agent = DiffusionAgent(model, base.normalizer, base.rep, AgentConfig(threads=1))
+    assert np.allclose(agent.task_command(obs), obs["command"])
+    assert base.task_command(obs) is None
+    assert DiffusionAgent(model, base.normalizer, base.rep, AgentConfig(use_command=False)).task_command(obs) is None
+    wp = gym.make("BM-G1-Waypoint-v0")
+    wobs, _ = wp.reset(seed=0)
+    c = agent.task_command(wobs)
+    assert c.shape == (3,) and np.all(np.isfinite(c)) and np.abs(c).max() > 0.05
+    actions = []
+    for cmd in ([0.6, 0.0, 0.0], [-0.4, 0.0, 0.0]):
+        a = DiffusionAgent(model, base.normalizer, base.rep, AgentConfig(threads=1), command=cmd)
+        actions.append(a.predict(obs)[0])
+        assert a.info["command"] == pytest.approx(cmd)
+    assert np.abs(actions[0] - actions[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="command"):
+        DiffusionAgent(model, base.normalizer, base.rep, command=[0.1, float("nan"), 0.0])
+    joy.close()
+    wp.close()

@@ -119,3 +119,22 @@ def test_executed_history_actions(tiny_root):
     assert np.allclose(a_exe[:N_HISTORY], arrays["action_exec"][start : start + N_HISTORY])
     with pytest.raises(ValueError, match="history_actions"):
         TrajectoryDataset(tiny_root, "train", history_actions="noisy")
+
+
+def test_window_command_is_the_command_in_force_at_t0(tiny_root):
+    """Each window carries the expert's velocity command at its current step t0 (mirrored with the window)."""
+    from bm_planner.data import storage
+    from bm_planner.data.trajectory import N_HISTORY
+
+    raw = TrajectoryDataset(tiny_root, val_fraction=0.0, normalize=False)
+    eps = {int(e["meta"]["episode_index"]): e for s in sorted(tiny_root.glob("shard-*.npz"))
+           for e in storage.split_episodes(storage.read_shard(s))}  # fmt: skip
+    seen = set()
+    for i in range(0, len(raw), max(1, len(raw) // 40)):
+        ep, start = raw.window_info(i)
+        cmd = raw[i]["command"].numpy()
+        assert cmd.shape == (3,) and np.allclose(cmd, eps[ep]["command"][start + N_HISTORY])
+        seen.add(tuple(np.round(cmd, 4)))
+    assert len(seen) > 1  # the schedules change command within the data
+    flip = TrajectoryDataset(tiny_root, val_fraction=0.0, normalize=False, mirror_prob=1.0)
+    assert torch.allclose(flip[3]["command"], raw[3]["command"] * torch.tensor([1.0, -1.0, -1.0]))

@@ -72,3 +72,19 @@ def test_bm_train_on_collected_data_then_resume(tmp_path):
     cfg3.write_text(cfg.read_text().replace("width: 32", "width: 64"))
     bad = ["--config", str(cfg3), "--data", str(data), "--out", str(tmp_path / "run3"), "--no-progress"]
     assert train([*bad, "--steps", "1", "--init-from", str(run)]) == 2
+
+    # a command-conditioned fine-tune from the unconditional run: the new embedding starts at zero output
+    cfg4 = tmp_path / "tiny-cmd.yaml"
+    cfg4.write_text(cfg.read_text().replace("model: {", "model: {command_dim: 3, command_dropout: 0.2, "))
+    run4 = tmp_path / "run4"
+    args4 = ["--config", str(cfg4), "--data", str(data), "--out", str(run4), "--no-progress", "--device", "cpu"]
+    assert train([*args4, "--steps", "1", "--init-from", str(run)]) == 0
+    cm, _ = load_diffusion_model(run4)
+    assert cm.config.command_dim == 3
+    shared = max((cm.state_dict()[k] - v).abs().max().item() for k, v in src.items())
+    assert shared < 0.05 and any("command_embedding" in k for k in cm.state_dict())
+    plan = cm.sample(item["states"][None, :5], item["actions"][None, :4], num_steps=2, sampler="ddim",
+                     command=item["command"][None])  # fmt: skip
+    assert bool(torch.isfinite(plan.actions).all())
+    # and back: a conditioned run cannot initialize an unconditional one (its embedding would be dropped)
+    assert train([*args, "--out", str(tmp_path / "run5"), "--steps", "1", "--init-from", str(run4)]) == 2
