@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (must be installed)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    p.add_argument("--max-minutes", type=float, help="wall-time budget: stop (with a checkpoint) after this many "
+                   "minutes even if --steps are not done; --resume continues")  # fmt: skip
     return p
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             init_from=args.init_from,
         )
         try:
-            summary = trainer.train()
+            summary = trainer.train(max_wall_s=None if args.max_minutes is None else 60.0 * args.max_minutes)
         finally:
             trainer.close()
         if trainer.info.is_main:

@@ -160,10 +160,14 @@ class DDPMTrainer:
             atomic_write_text(self.run_dir / "run_config.json", json.dumps(config.to_dict(), indent=2))
 
     # ------------------------------------------------------------------ training
-    def train(self, until_step: int | None = None) -> dict[str, Any]:
-        """Train until ``until_step`` (default ``total_steps``) or early stopping; saves a checkpoint at the end.
-        Returns a summary (steps, wall time, samples/s, last metrics)."""
+    def train(self, until_step: int | None = None, max_wall_s: float | None = None) -> dict[str, Any]:
+        """Train until ``until_step`` (default ``total_steps``), early stopping, or ``max_wall_s`` seconds of wall time
+        (a time budget: the run stops at the next step, with a checkpoint, and ``--resume`` continues it); saves a
+        checkpoint at the end. Returns a summary (steps, wall time, samples/s, last metrics, ``out_of_time``)."""
         tc = self.config.train
+        if max_wall_s is not None and not max_wall_s > 0:
+            raise ValueError(f"max_wall_s must be > 0, got {max_wall_s!r}")
+        out_of_time = False
         target = min(tc.total_steps, until_step if until_step is not None else tc.total_steps)
         start_step, t0 = self.step, time.perf_counter()
         bar = _progress_bar(self.progress, target, self.step)
@@ -193,8 +197,13 @@ class DDPMTrainer:
                     self.save_checkpoint()
                     last_saved = self.step
                     window_t = time.perf_counter()  # ... and checkpointing
-                if self.step >= target or self.stopped:
+                if max_wall_s is not None:  # rank 0's clock decides, so every rank stops at the same step
+                    out_of_time = broadcast_flag(self.info, time.perf_counter() - t0 > max_wall_s, self.device)
+                if self.step >= target or self.stopped or out_of_time:
                     break
+            if out_of_time:
+                log.info("step %d: time budget of %.0f s used; stopping (resume with --resume)", self.step, max_wall_s)
+                break
         if self.step != start_step and last_saved != self.step:
             self.save_checkpoint()
         if bar is not None:
@@ -206,6 +215,7 @@ class DDPMTrainer:
             "steps": steps,
             "wall_s": wall,
             "stopped_early": self.stopped,
+            "out_of_time": out_of_time,
             "samples_per_s": steps * tc.batch_size * self.info.world_size / max(wall, 1e-9),
             "metrics": dict(self.last_metrics),
         }

@@ -113,3 +113,17 @@ def test_rejects_data_that_does_not_match_the_model(tmp_path):
     tiny = SyntheticWindows(4)
     with pytest.raises(ValueError, match="fewer than one batch"):
         DDPMTrainer(CONFIG, tiny, None, tiny.normalizer, tmp_path, device="cpu", progress=False)
+
+
+def test_time_budget_stops_with_a_checkpoint_and_resumes(data, tmp_path):
+    t = _trainer(data, tmp_path / "budget")
+    summary = t.train(max_wall_s=1e-6)  # over budget after the first step
+    t.close()
+    assert summary["out_of_time"] and summary["step"] == 1
+    _, ckpt = load_diffusion_model(tmp_path / "budget")
+    assert ckpt.step == 1
+    resumed = _trainer(data, tmp_path / "budget", resume=True)
+    assert resumed.train()["step"] == 8 and not resumed.train()["out_of_time"]
+    resumed.close()
+    with pytest.raises(ValueError, match="max_wall_s"):
+        _trainer(data, tmp_path / "bad").train(max_wall_s=0)
