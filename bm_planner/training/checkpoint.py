@@ -171,6 +171,8 @@ def load_checkpoint(path: Path, load_train_state: bool = True, verify: bool = Tr
             raise CheckpointError(f"{cfg_path} lists no {fname}")
     for fname, info in files.items():
         fpath = ckpt / fname
+        if fname == TRAIN_STATE and not load_train_state and not fpath.exists():
+            continue  # a weights-only copy (optimizer state left behind) still loads for inference / fine-tuning
         if not fpath.is_file():
             raise CheckpointError(f"{fpath} is missing")
         size = fpath.stat().st_size

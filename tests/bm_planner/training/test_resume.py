@@ -127,3 +127,18 @@ def test_time_budget_stops_with_a_checkpoint_and_resumes(data, tmp_path):
     resumed.close()
     with pytest.raises(ValueError, match="max_wall_s"):
         _trainer(data, tmp_path / "bad").train(max_wall_s=0)
+
+
+def test_weights_only_copy_loads_for_inference_but_not_for_resume(data, tmp_path):
+    t = _trainer(data, tmp_path / "w")
+    t.train(until_step=2)
+    t.close()
+    ck = next((tmp_path / "w" / "checkpoints").glob("step_*"))
+    (ck / "train_state.pt").unlink()  # what a weights-only copy (e.g. a shipped checkpoint) lacks
+    model, ckpt = load_diffusion_model(tmp_path / "w")
+    assert ckpt.train_state is None and model.config == CONFIG.model
+    with pytest.raises(CheckpointError, match="train_state"):
+        _trainer(data, tmp_path / "w", resume=True)
+    (ck / "ema.safetensors").unlink()  # a weight file is still required
+    with pytest.raises(CheckpointError, match="ema.safetensors is missing"):
+        load_diffusion_model(tmp_path / "w")
