@@ -75,29 +75,26 @@ class ClassifierGuidance:
 
     def value_and_grad(self, x0_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(G (B,), ∂G/∂x0_states (B, T, D))`` in closed form (no autograd graph); zero outside ``future``.
-        CPU tensors are evaluated in float64 numpy (a guidance call is ~100 small-array ops, ~4x cheaper there),
-        others in torch on their device."""
+        Evaluated in float64 numpy on the host whatever the tensors' device: a guidance call is ~100 small-array
+        ops, ~4x cheaper in numpy than in torch on the CPU, and on a GPU each is a kernel launch (with this gradient
+        in torch on CUDA a guided plan spent ~3 ms per denoising step outside the network on an H200, vs ~0.5 ms
+        with numpy on a CPU core; the host path on a GPU is not re-measured)."""
         with torch.no_grad():
             fut = x0_states[:, self.future]
             B = fut.shape[0]
-            if fut.device.type == "cpu":
-                if self._np is None:
-                    self._np = tuple(t.detach().cpu().numpy().astype(np.float64)
-                                     for t in (self.normalizer.state_std, self.normalizer.state_mean,
-                                               self.ref_pos_w, self.ref_yaw))  # fmt: skip
-                std, mean, ref_p, ref_y = self._np
-                states = fut.detach().numpy().astype(np.float64) * std + mean
-                ref_p, ref_y = np.broadcast_to(ref_p, (B, 3)), np.broadcast_to(ref_y, (B,))
-            else:
-                std = self.normalizer.state_std.to(fut)
-                states = self.normalizer.unnormalize_states(fut)
-                ref_p, ref_y = self.ref_pos_w.to(fut).expand(B, 3), self.ref_yaw.to(fut).expand(B)
+            if self._np is None:
+                self._np = tuple(t.detach().cpu().numpy().astype(np.float64)
+                                 for t in (self.normalizer.state_std, self.normalizer.state_mean,
+                                           self.ref_pos_w, self.ref_yaw))  # fmt: skip
+            std, mean, ref_p, ref_y = self._np
+            states = fut.detach().to("cpu", torch.float64).numpy() * std + mean
+            ref_p, ref_y = np.broadcast_to(ref_p, (B, 3)), np.broadcast_to(ref_y, (B,))
             traj = self.rep.decode(states, ref_p, ref_y, keys=getattr(self.cost, "keys", None))
             cost, g = self.cost.value_and_grad(traj)
             g_fut = self.rep.decode_vjp(states, ref_p, ref_y, g) * std
             grad = torch.zeros_like(x0_states)
-            grad[:, self.future] = torch.as_tensor(g_fut).to(grad)
-        return torch.as_tensor(cost).to(x0_states), grad
+            grad[:, self.future] = torch.from_numpy(g_fut).to(grad)
+        return torch.as_tensor(np.asarray(cost)).to(x0_states), grad
 
     def __call__(self, x0_states: torch.Tensor, x0_actions: torch.Tensor, k: int):
         zero_a = torch.zeros_like(x0_actions)
