@@ -1,7 +1,9 @@
 """``bm-demo``: a policy steering the G1 through ``BM-G1-Waypoint-v0``; writes a video and a metrics JSON.
 
-Until the diffusion planner ships, the policy is the Stage-1 locomotion expert driven by a pure-pursuit command
-law (the baseline the planner must beat). Example::
+The default policy is the shipped diffusion planner (``bm_planner.SHIPPED_PLANNER`` with its ``agent_config.json``:
+the pure-pursuit velocity command it is conditioned on plus waypoint-cost guidance, ONNX Runtime backend);
+``--policy expert`` drives the Stage-1 locomotion expert with the same pure-pursuit law (the baseline the planner
+must beat). Example::
 
     MUJOCO_GL=egl bm-demo --out outputs/demo --seed 0
 """
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs/demo", help="output folder (video + metrics.json)")
     p.add_argument("--scenario", default=None, help="scenario JSON (default: the built-in waypoint square)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policy", default="planner", choices=["planner", "expert"],
+                   help="the shipped diffusion planner (default) or the Stage-1 expert + pure pursuit")
+    p.add_argument("--checkpoint", default=None, help="planner checkpoint or run directory (default: the shipped one)")
+    p.add_argument("--backend", default="onnx", choices=["torch", "onnx"], help="planner denoiser backend")
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
     p.add_argument("--randomize", action="store_true", help="domain randomization + pushes")
     p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"))
@@ -46,7 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         randomize=args.randomize,
         latency_ms=tuple(args.latency_ms) if args.latency_ms else None,
     )
-    policy = ExpertPolicy(args.expert, law=PurePursuit())
+    if args.policy == "planner":
+        import torch
+
+        from bm_planner import SHIPPED_PLANNER
+        from bm_planner.agent import DiffusionAgent
+
+        torch.set_num_threads(1)
+        ckpt = args.checkpoint or str(SHIPPED_PLANNER)
+        policy = DiffusionAgent.from_pretrained(ckpt, {"seed": args.seed}, backend=args.backend)
+        name = f"diffusion:{ckpt} ({args.backend})"
+    else:
+        policy = ExpertPolicy(args.expert, law=PurePursuit())
+        name = f"expert:{args.expert}+pure_pursuit"
     t0 = time.perf_counter()
     every = 0 if args.no_video else max(1, round(env.metadata["render_fps"] / args.fps))
     outcome, frames = run_episode(env, policy, seed=args.seed, render_every=every)
@@ -55,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {
         "env": "BM-G1-Waypoint-v0",
         "scenario": env.unwrapped.scenario.name,
-        "policy": f"expert:{args.expert}+pure_pursuit",
+        "policy": name,
         "wall_time_s": wall,
         **outcome,
     }

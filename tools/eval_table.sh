@@ -3,7 +3,7 @@
 # defaults), then one markdown table. Usage: tools/eval_table.sh [PLANNER_CKPT] [TRIALS] [OUT]
 # Trials run in 2 worker processes; on a 2-core machine the full table with 50 trials takes about an hour.
 set -euo pipefail
-CKPT=${1:-assets/planner-small-v1}
+CKPT=${1:-assets/planner-small-v2}
 N=${2:-50}
 OUT=${3:-outputs/eval-table}
 GUIDED='{"guidance_scale": 8, "two_stage": true, "num_steps": 5, "replan_every": 2}'

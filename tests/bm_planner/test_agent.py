@@ -204,7 +204,8 @@ def test_task_command_for_a_command_conditioned_model():
     obs, _ = joy.reset(seed=0)
     agent = DiffusionAgent(model, base.normalizer, base.rep, AgentConfig(threads=1))
     assert np.allclose(agent.task_command(obs), obs["command"])
-    assert base.task_command(obs) is None
+    ucfg = base.model.config.__class__(**{**base.model.config.to_dict(), "command_dim": 0})
+    assert DiffusionAgent(StateActionDiffusionModel(ucfg), base.normalizer, base.rep).task_command(obs) is None
     assert DiffusionAgent(model, base.normalizer, base.rep, AgentConfig(use_command=False)).task_command(obs) is None
     wp = gym.make("BM-G1-Waypoint-v0")
     wobs, _ = wp.reset(seed=0)
