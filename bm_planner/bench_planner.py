@@ -182,6 +182,39 @@ def time_plans(model, guidance, cfg: PlannerBenchConfig, warm: bool, device: str
     return {"steps": steps, "times": times, "cpu_times": cpu}
 
 
+def shipped_agent_config(checkpoint: str | None):
+    """The :class:`~bm_planner.agent.AgentConfig` shipped with ``checkpoint`` (``agent_config.json``), or None."""
+    from bm_planner.agent import AgentConfig, _shipped_agent_config
+
+    if not checkpoint:
+        return None
+    d = _shipped_agent_config(checkpoint, checkpoint)
+    return AgentConfig.from_dict(d) if d else None
+
+
+def time_shipped_plans(model, normalizer, rep, agent_cfg, cfg: PlannerBenchConfig) -> dict:
+    """Latencies (s) of the agent's replan with its shipped settings (``RollingGuidanceInference``: cold start,
+    two-stage if set, joystick guidance at the shipped scale, the command input of a conditioned model)."""
+    from bm_planner.export.parity import joystick_guidance
+    from bm_planner.guidance.rolling import RollingGuidanceInference
+
+    planner = RollingGuidanceInference(model, normalizer, rep, agent_cfg.num_steps, warm_start=False,
+                                       sampler=agent_cfg.sampler, two_stage=agent_cfg.two_stage)  # fmt: skip
+    guidance = joystick_guidance(normalizer, rep, scale=agent_cfg.guidance_scale) if agent_cfg.guidance_scale else None
+    hs, ha = history(model.config, "cpu", cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    cmd = command_kwargs(model.config)
+    times, cpu = [], []
+    for i in range(cfg.warmup + cfg.repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        planner.plan(hs, ha, torch.zeros(1, 3), torch.zeros(1), guidance=guidance, generator=gen, **cmd)
+        if i >= cfg.warmup:
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    steps = agent_cfg.num_steps * (2 if agent_cfg.two_stage else 1)
+    return {"steps": steps, "times": times, "cpu_times": cpu}
+
+
 def time_steps(denoiser, config, repeats: int, device: str = "cpu") -> tuple[float, float]:
     """Median wall-clock latency and median process CPU time (s) of one batch-1 denoiser call."""
     from bm_planner.export.parity import random_step_inputs
@@ -351,6 +384,24 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                                  "realtime_factor": float(np.percentile(t, 99)) / period,
                                  "realtime_factor_cpu": float(np.percentile(tc, 99)) / period,
                                  "flop_limit_ratio": None})  # fmt: skip
+            shipped = shipped_agent_config(cfg.checkpoint) if source.startswith("checkpoint") else None
+            if shipped is not None and threads == cfg.threads[0]:  # the agent's whole replan, as shipped
+                for backend in [b for b in cfg.backends if b in ("torch", "onnx+fast")]:
+                    m = backend_model(model, backend, threads, onnx_path)
+                    r = time_shipped_plans(m, norm, rep, shipped, cfg)
+                    t, tc = np.asarray(r["times"]), np.asarray(r["cpu_times"])
+                    label = (f"as shipped: scale {shipped.guidance_scale:g}, "
+                             f"{'two-stage, ' if shipped.two_stage else ''}{shipped.sampler} {shipped.num_steps}")  # fmt: skip
+                    rows.append({"config": preset, "backend": backend, "threads": threads, "start": "cold",
+                                 "guidance": label, "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
+                                 "p99_ms": 1e3 * float(np.percentile(t, 99)), "mean_ms": 1e3 * float(t.mean()),
+                                 "cpu_p50_ms": 1e3 * float(np.median(tc)), "cpu_p99_ms": 1e3 * float(np.percentile(tc, 99)),
+                                 "step_ms": None, "step_cpu_ms": None, "outside_network_ms": None,
+                                 "speedup_vs_torch": None, "speedup_vs_torch_same_guidance": None,
+                                 "realtime_factor": float(np.percentile(t, 99)) / period,
+                                 "realtime_factor_cpu": float(np.percentile(tc, 99)) / period,
+                                 "flop_limit_ratio": None})  # fmt: skip
+                    log(f"{preset:5s} {backend:10s} {label} p50={rows[-1]['p50_ms']:.2f} p99={rows[-1]['p99_ms']:.2f} ms")
         if cfg.memory:
             info["memory"] = {b: _memory_in_subprocess(preset, cfg.checkpoint, b, onnx_path)
                               for b in ("torch", "onnx") if b in names}  # fmt: skip
@@ -388,7 +439,7 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {r['config']} | {r['backend']} | {r['threads']} | {r['start']} | "
                      f"{r['guidance']} | {r['steps']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r['cpu_p50_ms']:.2f} | {r['cpu_p99_ms']:.2f} | "
-                     f"{r['step_cpu_ms']:.3f} | {r['outside_network_ms']:.2f} | {f(r['speedup_vs_torch'], '.2f')} | "
+                     f"{f(r['step_cpu_ms'], '.3f')} | {f(r['outside_network_ms'], '.2f')} | {f(r['speedup_vs_torch'], '.2f')} | "
                      f"{f(r.get('speedup_vs_torch_same_guidance'), '.2f')} | "
                      f"{r['realtime_factor']:.2f} | {r['realtime_factor_cpu']:.2f} | {f(r['flop_limit_ratio'], '.2f')} |")  # fmt: skip
     lines += ["", ("| model | weights | parameters | MFLOP/step | MFLOP/plan cold / warm | matmul GFLOP/s (threads) "

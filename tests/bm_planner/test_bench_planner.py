@@ -24,6 +24,11 @@ def test_quick_bench_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     assert m["flops_per_step"] > 0 and m["matmul_flops_per_s"]["1"] > 0
     md = (tmp_path / "bench.md").read_text()
     assert md == to_markdown(result) and "| small | onnx |" in md
+    # the agent's whole replan with the shipped agent_config.json (two-stage: twice the denoiser calls)
+    shipped = [r for r in rows if r["guidance"].startswith("as shipped")]
+    assert {r["backend"] for r in shipped} == {"torch", "onnx+fast"} and all(r["steps"] == 20 for r in shipped)
+    for r in (r for r in rows if r["guidance"] in ("autograd", "analytic") and r["start"] == "cold"):
+        assert r["speedup_vs_torch"] > 0
 
 
 def test_config_validation():
