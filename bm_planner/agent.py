@@ -53,7 +53,9 @@ class AgentConfig:
     warm-start levels, ``warm_steps`` denoising steps, default proportional to ``num_steps``); ``two_stage``: re-sample
     the actions given the final (guided) planned states (see :class:`RollingGuidanceInference`); ``use_command``: with
     a command-conditioned model, condition each plan on the task's velocity command (:meth:`DiffusionAgent.task_command`;
-    ``False`` plans with the "no command" embedding)."""
+    ``False`` plans with the "no command" embedding); ``settle_steps``: after a reset, hold the default pose (action
+    0) for this many control steps before the first plan, so the planner's history holds real frames (the data never
+    shows the padded, motionless history of the very first step)."""
 
     num_steps: int = 10
     sampler: str = "ddim"
@@ -69,6 +71,7 @@ class AgentConfig:
     seed: int = 0
     threads: int | None = None
     use_command: bool = True
+    settle_steps: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> AgentConfig:
@@ -90,6 +93,8 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.guidance_scale must be finite and >= 0, got {self.guidance_scale=}")
         if not self.ood_threshold > 0:
             raise ValueError(f"AgentConfig.ood_threshold must be > 0, got {self.ood_threshold=}")
+        if not 0 <= self.settle_steps <= 500:
+            raise ValueError(f"AgentConfig.settle_steps must be in [0, 500], got {self.settle_steps=}")
 
 
 def _shipped_agent_config(ckpt_path, path) -> dict:
@@ -210,7 +215,7 @@ class DiffusionAgent:
     def reset(self) -> None:
         self._obs: deque[dict] = deque(maxlen=self.N + 1)
         self._acts: deque[np.ndarray] = deque(maxlen=self.N)
-        self._queue: deque[np.ndarray] = deque()
+        self._queue: deque[np.ndarray] = deque(np.zeros((self.config.settle_steps, g1.NUM_JOINTS), np.float32))
         self._gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self._waypoints: WaypointCost | None = None
         self._pursuit: PurePursuit | None = None

@@ -221,3 +221,19 @@ def test_task_command_for_a_command_conditioned_model():
         DiffusionAgent(model, base.normalizer, base.rep, command=[0.1, float("nan"), 0.0])
     joy.close()
     wp.close()
+
+
+def test_settle_steps_hold_the_default_pose_before_the_first_plan():
+    env = gym.make("BM-G1-Joystick-v0")
+    agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1, settle_steps=3, num_steps=2))
+    obs, _ = env.reset(seed=0)
+    for i in range(4):
+        action, _ = agent.predict(obs)
+        assert (agent.info["plans"] == 0) == (i < 3)
+        assert np.all(action == 0) == (i < 3)
+        obs, *_ = env.step(action)
+    agent.reset()
+    assert len(agent._queue) == 3  # again after a reset
+    with pytest.raises(ValueError, match="settle_steps"):
+        AgentConfig(settle_steps=-1)
+    env.close()

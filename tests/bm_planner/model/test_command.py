@@ -20,6 +20,14 @@ def _models():
     return base, cond
 
 
+def _conditioned():
+    """The conditioned model with a non-zero command embedding (as after some training)."""
+    _, cond = _models()
+    with torch.no_grad():
+        torch.nn.init.normal_(cond.denoiser.command_embedding.mlp[2].weight, std=0.2)
+    return cond
+
+
 def _inputs(c, b=3, seed=1):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(b, c.window, c.state_dim, generator=g), torch.randn(b, c.action_window, c.action_dim, generator=g),
@@ -37,9 +45,8 @@ def test_new_command_embedding_leaves_the_unconditional_function_unchanged():
 
 
 def test_command_changes_the_prediction_and_none_equals_dropped_rows():
-    _, cond = _models()
+    cond = _conditioned()
     with torch.no_grad():
-        torch.nn.init.normal_(cond.denoiser.command_embedding.mlp[2].weight, std=0.2)
         torch.nn.init.normal_(cond.denoiser.command_embedding.null, std=0.2)
     x = _inputs(cond.config)
     fwd = torch.tensor([[0.5, 0.0, 0.0]]).expand(3, 3)
@@ -68,9 +75,7 @@ def test_unconditional_model_rejects_a_command_and_bad_shapes_are_errors():
 
 
 def test_loss_with_full_dropout_equals_no_command():
-    _, cond = _models()
-    with torch.no_grad():
-        torch.nn.init.normal_(cond.denoiser.command_embedding.mlp[2].weight, std=0.2)
+    cond = _conditioned()
     c = cond.config
     g = torch.Generator().manual_seed(3)
     s, a = torch.randn(4, c.window, c.state_dim, generator=g), torch.randn(4, c.action_window, c.action_dim, generator=g)
@@ -87,9 +92,7 @@ def test_loss_with_full_dropout_equals_no_command():
 
 
 def test_fast_sampler_matches_reference_with_a_command():
-    _, cond = _models()
-    with torch.no_grad():
-        torch.nn.init.normal_(cond.denoiser.command_embedding.mlp[2].weight, std=0.2)
+    cond = _conditioned()
     c = cond.config
     g = torch.Generator().manual_seed(4)
     hs, ha = torch.randn(2, c.n_known_states, c.state_dim, generator=g), torch.randn(2, c.n_known_actions, c.action_dim, generator=g)
@@ -108,9 +111,7 @@ def test_onnx_export_of_a_conditioned_model_takes_the_command(tmp_path):
     from bm_planner.export.ort import OnnxDenoiser
     from bm_planner.export.parity import STEP_ATOL, step_error
 
-    _, cond = _models()
-    with torch.no_grad():
-        torch.nn.init.normal_(cond.denoiser.command_embedding.mlp[2].weight, std=0.2)
+    cond = _conditioned()
     path = export_onnx(cond, tmp_path / "cond.onnx")
     den = OnnxDenoiser(path, model=cond)
     assert den.conditioned and step_error(cond, den) <= STEP_ATOL
