@@ -122,7 +122,7 @@ def _policy_label(config: dict[str, Any]) -> str:
     if policy == "expert":
         return f"expert {config.get('expert', '')} + command law".strip()
     kind, _, path = policy.partition(":")
-    agent = config.get("agent") or {}
+    agent = config.get("agent_effective") or config.get("agent") or {}  # older files: the --agent overrides only
     if kind == "diffusion":
         scale = float(agent.get("guidance_scale", 0.0))
         backend = config.get("backend", "torch")

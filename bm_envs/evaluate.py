@@ -258,7 +258,14 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     bar.close()
     rows.sort(key=lambda r: r["trial"])
     summary = summarize(rows)
-    result = {"suite": name, "env": env_id, "config": asdict(cfg), "wall_s": time.perf_counter() - t0,
+    config = asdict(cfg)
+    if cfg.policy.startswith("diffusion:"):  # the settings the agent ran with: shipped agent_config.json + --agent
+        from bm_planner.agent import AgentConfig, _shipped_agent_config
+
+        path = cfg.policy.partition(":")[2]
+        config["agent_effective"] = asdict(AgentConfig.from_dict({**_shipped_agent_config(path, path),
+                                                                  **(cfg.agent or {})}))  # fmt: skip
+    result = {"suite": name, "env": env_id, "config": config, "wall_s": time.perf_counter() - t0,
               "summary": summary, "trials": rows}  # fmt: skip
     write_atomic(Path(cfg.out) / "eval.json", json.dumps(to_jsonable(result), indent=2))
     write_atomic(Path(cfg.out) / "summary.md", markdown_summary(name, cfg, summary))

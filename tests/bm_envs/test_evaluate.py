@@ -121,6 +121,8 @@ def test_diffusion_policy_on_walk_perturb_suite_and_combined_table(tmp_path, cap
     dm = json.loads((tmp_path / "dm" / "eval.json").read_text())
     assert dm["suite"] == "walk-perturb" and dm["env"] == "BM-G1-Joystick-v0"
     assert dm["trials"][0]["plan_time_ms"] > 0 and dm["trials"][0]["pushes"] >= 0
+    eff = dm["config"]["agent_effective"]  # the shipped agent_config.json under the --agent overrides
+    assert eff["two_stage"] is True and eff["guidance_scale"] == dm["config"]["agent"]["guidance_scale"]
     assert main(["--suite", "walk-perturb", "--out", str(tmp_path / "ex"), *common]) == 0
     capsys.readouterr()
     assert table_main([str(tmp_path / "dm"), str(tmp_path / "ex" / "eval.json"), "--out", str(tmp_path / "t.md")]) == 0
