@@ -22,6 +22,7 @@ or the pelvis is below the fall height, ``agent.info["ood"]`` is set and the age
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -53,7 +54,9 @@ class AgentConfig:
     warm-start levels, ``warm_steps`` denoising steps, default proportional to ``num_steps``); ``two_stage``: re-sample
     the actions given the final (guided) planned states (see :class:`RollingGuidanceInference`); ``use_command``: with
     a command-conditioned model, condition each plan on the task's velocity command (:meth:`DiffusionAgent.task_command`;
-    ``False`` plans with the "no command" embedding); ``settle_steps``: after a reset, hold the default pose (action
+    ``False`` plans with the "no command" embedding); ``command_guidance``: classifier-free guidance weight on that
+    command (:class:`~bm_planner.guidance.classifier_free.CommandGuidedDenoiser`; 1 = plain conditioning, torch
+    backend only); ``settle_steps``: after a reset, hold the default pose (action
     0) for this many control steps before the first plan, so the planner's history holds real frames (the data never
     shows the padded, motionless history of the very first step)."""
 
@@ -71,6 +74,7 @@ class AgentConfig:
     seed: int = 0
     threads: int | None = None
     use_command: bool = True
+    command_guidance: float = 1.0
     settle_steps: int = 0
 
     @classmethod
@@ -93,6 +97,8 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.guidance_scale must be finite and >= 0, got {self.guidance_scale=}")
         if not self.ood_threshold > 0:
             raise ValueError(f"AgentConfig.ood_threshold must be > 0, got {self.ood_threshold=}")
+        if not (math.isfinite(self.command_guidance) and self.command_guidance >= 0):
+            raise ValueError(f"AgentConfig.command_guidance must be finite and >= 0, got {self.command_guidance=}")
         if not 0 <= self.settle_steps <= 500:
             raise ValueError(f"AgentConfig.settle_steps must be in [0, 500], got {self.settle_steps=}")
 
@@ -169,6 +175,15 @@ class DiffusionAgent:
             from bm_planner.export.ort import with_backend
 
             self.model = with_backend(self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep)
+        if self.config.command_guidance != 1.0 and getattr(mc, "command_dim", 0):
+            if backend != "torch":
+                raise ValueError("command_guidance != 1 needs backend='torch' (exports take no 'no command' input)")
+            from bm_planner.guidance.classifier_free import CommandGuidedDenoiser
+
+            guided = copy.copy(self.model)  # shallow: the caller's model keeps its plain denoiser
+            guided._modules = dict(self.model._modules)
+            guided.denoiser = CommandGuidedDenoiser(self.model.denoiser, self.config.command_guidance)
+            self.model = guided
         self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
                                                 self.config.warm_start, warm_steps=self.config.warm_steps,
                                                 sampler=self.config.sampler, two_stage=self.config.two_stage)  # fmt: skip

@@ -237,3 +237,28 @@ def test_settle_steps_hold_the_default_pose_before_the_first_plan():
     with pytest.raises(ValueError, match="settle_steps"):
         AgentConfig(settle_steps=-1)
     env.close()
+
+
+def test_classifier_free_command_guidance():
+    """w = 1 is plain conditioning, w = 0 the "no command" prediction, w > 1 extrapolates; ONNX is refused."""
+    from bm_planner.guidance.classifier_free import CommandGuidedDenoiser
+
+    base = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1))
+    den = base.model.denoiser
+    c = base.model.config
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, c.window, c.state_dim, generator=g), torch.randn(2, c.action_window, c.action_dim, generator=g),
+         torch.randint(0, 21, (2, c.window), generator=g), torch.randint(0, 21, (2, c.action_window), generator=g))  # fmt: skip
+    cmd = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.3, 0.0]])
+    with torch.no_grad():
+        cond, null = den(*x, cmd), den(*x)
+        for w, expect in ((1.0, cond), (0.0, null)):
+            out = CommandGuidedDenoiser(den, w)(*x, cmd)
+            for o, e in zip(out, expect):
+                torch.testing.assert_close(o, e, atol=1e-5, rtol=0)
+        two = CommandGuidedDenoiser(den, 2.0)(*x, cmd)
+        torch.testing.assert_close(two[1], 2 * cond[1] - null[1], atol=1e-4, rtol=0)
+    agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1, command_guidance=2.0))
+    assert isinstance(agent.model.denoiser, CommandGuidedDenoiser) and base.model.denoiser is den
+    with pytest.raises(ValueError, match="backend='torch'"):
+        DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(command_guidance=2.0), backend="onnx")
