@@ -6,8 +6,8 @@ set -euo pipefail
 CKPT=${1:-assets/planner-small-v2}
 N=${2:-50}
 OUT=${3:-outputs/eval-table}
-GUIDED='{"guidance_scale": 8, "two_stage": true, "num_steps": 5, "replan_every": 2}'
-UNGUIDED='{"guidance_scale": 0, "num_steps": 5, "replan_every": 2}'
+GUIDED='{}'  # the checkpoint's shipped agent_config.json
+UNGUIDED='{"guidance_scale": 0}'
 mkdir -p "$OUT"
 for suite in walk-perturb joystick-4dir waypoint obstacle-forest; do
   bm-eval --suite "$suite" --trials "$N" --workers 2 --out "$OUT/expert-$suite" --no-progress

@@ -3,8 +3,8 @@
 Separates "can the planner sustain and steer a gait" from "can it start one from a standstill" (the env resets
 standing). For each seed: ``BM-G1-Joystick-v0`` with a constant command, the expert drives for ``--warmup-s`` while
 the agent only watches (its history holds the real observations and the executed actions), then the agent drives
-for the rest of ``--duration-s``. Reports per seed whether it fell, when, and the mean heading-frame velocity
-(vx, vy) while the planner drove, as JSON. Seed ``i`` seeds the env reset (start pose noise, randomization) and the agent's sampler.
+for the rest of ``--duration-s``. Reports per seed whether it fell, when, the mean heading-frame velocity (vx, vy)
+and the mean yaw rate (rad/s) while the planner drove, as JSON. Seed ``i`` seeds the env reset (start pose noise, randomization) and the agent's sampler.
 Example::
 
     python tools/handoff_probe.py --checkpoint assets/planner-small-v2 --agent '{"guidance_scale": 0}' --seeds 5
@@ -23,6 +23,7 @@ import torch
 import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
 from bm_envs.experts import LocomotionExpert
+from bm_envs.rotations import yaw_from_quat
 from bm_planner.agent import DiffusionAgent
 
 
@@ -37,7 +38,7 @@ def probe(checkpoint: str, agent: dict, seed: int, command=(0.5, 0.0, 0.0), warm
     expert.reset()
     obs, _ = env.reset(seed=seed)
     warm = round(warmup_s / g1.CONTROL_DT)
-    vel, fell, t = [], False, 0
+    vel, yaws, fell, t = [], [], False, 0
     for t in range(round(duration_s / g1.CONTROL_DT)):
         a_plan, _ = pol.predict(obs)
         if t < warm:  # the expert drives; the agent's history must hold what was executed
@@ -48,13 +49,17 @@ def probe(checkpoint: str, agent: dict, seed: int, command=(0.5, 0.0, 0.0), warm
         obs, _, term, trunc, info = env.step(a)
         if t >= warm:
             vel.append(info["root_vel_b"])
+            yaws.append(yaw_from_quat(np.asarray(obs["root_quat_w"], dtype=np.float64)))
         if term or trunc:
             fell = bool(info["fell"])
             break
     env.close()
     v = np.mean(vel, axis=0) if vel else np.full(2, math.nan)
+    turn = np.unwrap(np.asarray(yaws)) if len(yaws) > 1 else np.zeros(2)
+    yaw_rate = float((turn[-1] - turn[0]) / ((len(turn) - 1) * g1.CONTROL_DT)) if len(yaws) > 1 else math.nan
     return {"seed": seed, "fell": fell, "time_s": (t + 1) * g1.CONTROL_DT, "planner_vx": float(v[0]),
-            "planner_vy": float(v[1]), "plans": pol.info["plans"], "ood": bool(pol.info["ood"])}
+            "planner_vy": float(v[1]), "planner_yaw_rate": yaw_rate, "plans": pol.info["plans"],
+            "ood": bool(pol.info["ood"])}
 
 
 def main(argv: list[str] | None = None) -> int:
