@@ -15,7 +15,8 @@ eager torch is also timed with autograd through the decoder (the reference imple
 Reported per row: plan latency p50/p99 (ms), the denoiser's per-step latency (median, ms), the time spent outside
 the network (sampler + guidance = p50 − steps · step), the speed-up over eager torch with autograd guidance (the
 reference) and over eager torch with the same closed-form guidance (CPU p50, same model/threads/start),
-and the real-time factor p99 / replan period (``replan_every · 0.02 s``; ≤ 1 means the planner keeps up at 50 Hz).
+and the real-time factor p99 / replan period (``replan_every · 0.02 s``; ≤ 1 means the planner keeps up at 50 Hz;
+the "as shipped" rows use the shipped ``replan_every``).
 Per model: FLOPs per step and per plan (``torch.utils.flop_counter``), this machine's measured float32 matmul
 FLOP/s for a model-shaped matmul ((T + Ta) × W @ W × 4W, same thread count), and the ratio of the measured step
 latency to that limit (FLOPs / FLOP/s). Memory (separate processes, so one backend's allocations do not hide
@@ -390,17 +391,19 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                     m = backend_model(model, backend, threads, onnx_path)
                     r = time_shipped_plans(m, norm, rep, shipped, cfg)
                     t, tc = np.asarray(r["times"]), np.asarray(r["cpu_times"])
+                    own_period = shipped.replan_every * CONTROL_DT  # RTF against the agent's own replan period
                     label = (f"as shipped: scale {shipped.guidance_scale:g}, "
-                             f"{'two-stage, ' if shipped.two_stage else ''}{shipped.sampler} {shipped.num_steps}")  # fmt: skip
+                             f"{'two-stage, ' if shipped.two_stage else ''}{shipped.sampler} {shipped.num_steps}, "
+                             f"replan every {shipped.replan_every}")  # fmt: skip
                     rows.append({"config": preset, "backend": backend, "threads": threads, "start": "cold",
                                  "guidance": label, "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
                                  "p99_ms": 1e3 * float(np.percentile(t, 99)), "mean_ms": 1e3 * float(t.mean()),
                                  "cpu_p50_ms": 1e3 * float(np.median(tc)), "cpu_p99_ms": 1e3 * float(np.percentile(tc, 99)),
                                  "step_ms": None, "step_cpu_ms": None, "outside_network_ms": None,
                                  "speedup_vs_torch": None, "speedup_vs_torch_same_guidance": None,
-                                 "realtime_factor": float(np.percentile(t, 99)) / period,
-                                 "realtime_factor_cpu": float(np.percentile(tc, 99)) / period,
-                                 "flop_limit_ratio": None})  # fmt: skip
+                                 "realtime_factor": float(np.percentile(t, 99)) / own_period,
+                                 "realtime_factor_cpu": float(np.percentile(tc, 99)) / own_period,
+                                 "replan_period_s": own_period, "flop_limit_ratio": None})  # fmt: skip
                     log(f"{preset:5s} {backend:10s} {label} p50={rows[-1]['p50_ms']:.2f} p99={rows[-1]['p99_ms']:.2f} ms")
         if cfg.memory:
             info["memory"] = {b: _memory_in_subprocess(preset, cfg.checkpoint, b, onnx_path)

@@ -25,8 +25,13 @@ def test_quick_bench_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     md = (tmp_path / "bench.md").read_text()
     assert md == to_markdown(result) and "| small | onnx |" in md
     # the agent's whole replan with the shipped agent_config.json (two-stage: twice the denoiser calls)
+    from bm_planner.bench_planner import shipped_agent_config
+
+    sc = shipped_agent_config(result["config"]["checkpoint"])
     shipped = [r for r in rows if r["guidance"].startswith("as shipped")]
-    assert {r["backend"] for r in shipped} == {"torch", "onnx+fast"} and all(r["steps"] == 20 for r in shipped)
+    steps = sc.num_steps * (2 if sc.two_stage else 1)
+    assert {r["backend"] for r in shipped} == {"torch", "onnx+fast"} and all(r["steps"] == steps for r in shipped)
+    assert all(r["replan_period_s"] == sc.replan_every * 0.02 for r in shipped)
     for r in (r for r in rows if r["guidance"] in ("autograd", "analytic") and r["start"] == "cold"):
         assert r["speedup_vs_torch"] > 0
 
