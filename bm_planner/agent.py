@@ -55,8 +55,8 @@ class AgentConfig:
     the actions given the final (guided) planned states (see :class:`RollingGuidanceInference`); ``use_command``: with
     a command-conditioned model, condition each plan on the task's velocity command (:meth:`DiffusionAgent.task_command`;
     ``False`` plans with the "no command" embedding); ``command_guidance``: classifier-free guidance weight on that
-    command (:class:`~bm_planner.guidance.classifier_free.CommandGuidedDenoiser`; 1 = plain conditioning, torch
-    backend only); ``settle_steps``: after a reset, hold the default pose (action
+    command (:class:`~bm_planner.guidance.classifier_free.CommandGuidedDenoiser`; 1 = plain conditioning; every
+    backend); ``settle_steps``: after a reset, hold the default pose (action
     0) for this many control steps before the first plan, so the planner's history holds real frames (the data never
     shows the padded, motionless history of the very first step)."""
 
@@ -176,13 +176,15 @@ class DiffusionAgent:
 
             self.model = with_backend(self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep)
         if self.config.command_guidance != 1.0 and getattr(mc, "command_dim", 0):
-            if backend != "torch":
-                raise ValueError("command_guidance != 1 needs backend='torch' (exports take no 'no command' input)")
             from bm_planner.guidance.classifier_free import CommandGuidedDenoiser
 
             guided = copy.copy(self.model)  # shallow: the caller's model keeps its plain denoiser
             guided._modules = dict(self.model._modules)
             guided.denoiser = CommandGuidedDenoiser(self.model.denoiser, self.config.command_guidance)
+            if "sample" in vars(guided):  # a FastDDIMSampler bound to the unwrapped model: bind one to this copy
+                from bm_planner.export.fast_sampler import install_fast_sampler
+
+                install_fast_sampler(guided)
             self.model = guided
         self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
                                                 self.config.warm_start, warm_steps=self.config.warm_steps,

@@ -6,8 +6,9 @@ The graph is exactly one call of :class:`~bm_planner.model.transformer.Different
     k_states (B, T) int64,    k_actions (B, Ta) int64               x0_actions (B, Ta, A) float32
 
 with a dynamic batch axis ``batch``; everything is in normalized units. A command-conditioned model
-(``command_dim`` C > 0) has a fifth input ``command`` (B, C) float32 (:func:`input_names`); its exported graph
-always takes a command (the "no command" embedding is a torch-only path). The sampler loop, history inpainting and
+(``command_dim`` C > 0) has two more inputs (:func:`input_names`): ``command`` (B, C) float32 and ``command_drop``
+(B,) bool, True for rows that use the learned "no command" embedding instead (classifier-free command guidance runs
+both in one batch, :class:`~bm_planner.guidance.classifier_free.CommandGuidedDenoiser`). The sampler loop, history inpainting and
 guidance (analytic: the cost gradient on the predicted clean trajectory) stay outside the network, so the same
 Python sampler drives torch, ONNX Runtime and TensorRT.
 
@@ -41,8 +42,9 @@ OUTPUT_NAMES = ("x0_states", "x0_actions")
 
 
 def input_names(config) -> tuple[str, ...]:
-    """The graph's input names for a model config: :data:`INPUT_NAMES` (+ ``"command"`` if ``command_dim`` > 0)."""
-    return INPUT_NAMES + (("command",) if getattr(config, "command_dim", 0) else ())
+    """The graph's input names for a model config: :data:`INPUT_NAMES` (+ ``"command", "command_drop"`` if
+    ``command_dim`` > 0)."""
+    return INPUT_NAMES + (("command", "command_drop") if getattr(config, "command_dim", 0) else ())
 
 
 class ExportError(RuntimeError):
@@ -100,7 +102,7 @@ def _example_inputs(config, batch: int = 2) -> tuple[torch.Tensor, ...]:
         torch.randint(0, c.num_levels + 1, (batch, c.action_window), generator=g),
     )
     if getattr(c, "command_dim", 0):
-        out = (*out, 0.5 * torch.randn(batch, c.command_dim, generator=g))
+        out = (*out, 0.5 * torch.randn(batch, c.command_dim, generator=g), torch.arange(batch) % 2 == 1)
     return out
 
 
@@ -209,7 +211,9 @@ def cache_dir() -> Path:
 def cached_export(model, normalizer=None, state_rep=None, checkpoint=None, opset: int = DEFAULT_OPSET) -> Path:
     """Export ``model`` to the cache (keyed by weights, config, torch version and opset) unless already there."""
     cfg = json.dumps(model.config.to_dict(), sort_keys=True)
-    key = hashlib.sha256(f"{weights_sha256(model.denoiser)}|{cfg}|{torch.__version__}|{opset}".encode()).hexdigest()
+    key = hashlib.sha256(
+        f"{weights_sha256(model.denoiser)}|{cfg}|{torch.__version__}|{opset}|{input_names(model.config)}".encode()
+    ).hexdigest()
     path = cache_dir() / f"denoiser-{key[:24]}.onnx"
     if not path.is_file():
         export_onnx(model, path, normalizer, state_rep, checkpoint, opset)

@@ -21,6 +21,13 @@ from bm_planner.export.onnx_export import OUTPUT_NAMES, ExportError, check_metad
 BACKENDS = ("torch", "onnx", "tensorrt")
 
 
+class _Config:
+    """The one config field the ONNX denoiser's callers read (``command_dim``)."""
+
+    def __init__(self, command_dim: int):
+        self.command_dim = command_dim
+
+
 def make_session(path: str | Path, threads: int | None = 1, providers: list[str] | None = None):
     """An ``onnxruntime.InferenceSession`` with all graph optimizations, ``threads`` intra-op threads (None: ORT's
     default, one per core), one inter-op thread and sequential execution (best for batch-1 control)."""
@@ -54,14 +61,13 @@ class OnnxDenoiser(nn.Module):
         self.session = make_session(self.path, threads, providers)
         names = [i.name for i in self.session.get_inputs()]
         self.conditioned = "command" in names
-        expect = list(input_names(type("C", (), {"command_dim": int(self.conditioned)})))
+        self.config = _Config(int(self.metadata.get("model_config", {}).get("command_dim", 0)))
+        expect = list(input_names(self.config))
         if names != expect:
-            raise ExportError(f"{self.path}: inputs {names}, expected {expect}")
+            raise ExportError(f"{self.path}: inputs {names}, expected {expect}; re-export with bm-export")
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor,
                 command: torch.Tensor | None = None, command_drop: torch.Tensor | None = None):  # fmt: skip
-        if command_drop is not None:
-            raise ValueError("command_drop is a training-time input; the exported denoiser does not take it")
         if self.conditioned != (command is not None):
             raise ValueError(f"{self.path}: " + ("this command-conditioned export needs a command" if self.conditioned
                              else "this export takes no command (unconditional model)"))  # fmt: skip
@@ -73,6 +79,8 @@ class OnnxDenoiser(nn.Module):
         }
         if command is not None:
             feed["command"] = np.ascontiguousarray(command.detach().to("cpu", torch.float32).numpy())
+            drop = torch.zeros(len(command), dtype=torch.bool) if command_drop is None else command_drop
+            feed["command_drop"] = np.ascontiguousarray(drop.detach().to("cpu", torch.bool).numpy())
         p_s, p_a = self.session.run(list(OUTPUT_NAMES), feed)
         return (torch.from_numpy(p_s).to(states.device, states.dtype),
                 torch.from_numpy(p_a).to(actions.device, actions.dtype))  # fmt: skip

@@ -42,8 +42,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, f
     c = meta["model_config"]
     t_tok, a_tok = c["n_history"] + 1 + c["horizon"], c["n_history"] + c["action_horizon"]
     dims = {"states": (t_tok, c["state_dim"]), "actions": (a_tok, c["action_dim"]), "k_states": (t_tok,),
-            "k_actions": (a_tok,), "command": (c.get("command_dim", 0),)}  # fmt: skip
-    names = INPUT_NAMES + (("command",) if c.get("command_dim", 0) else ())
+            "k_actions": (a_tok,), "command": (c.get("command_dim", 0),), "command_drop": ()}  # fmt: skip
+    names = INPUT_NAMES + (("command", "command_drop") if c.get("command_dim", 0) else ())
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -87,7 +87,7 @@ class TensorRTDenoiser(nn.Module):
         self._torch_dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32,
                              trt.int64: torch.int64}  # fmt: skip
         cfg = self.metadata.get("model_config", {})
-        self.input_names = INPUT_NAMES + (("command",) if cfg.get("command_dim", 0) else ())
+        self.input_names = INPUT_NAMES + (("command", "command_drop") if cfg.get("command_dim", 0) else ())
         self.dtypes = {n: self._torch_dtype[self.engine.get_tensor_dtype(n)] for n in (*self.input_names, *OUTPUT_NAMES)}
 
     @classmethod
@@ -100,10 +100,12 @@ class TensorRTDenoiser(nn.Module):
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, k_states: torch.Tensor, k_actions: torch.Tensor,
                 command: torch.Tensor | None = None, command_drop: torch.Tensor | None = None):  # fmt: skip
-        if command_drop is not None or ("command" in self.input_names) != (command is not None):
-            raise ValueError("a command-conditioned engine needs a command (and only it); no command_drop at inference")
+        if ("command" in self.input_names) != (command is not None):
+            raise ValueError("a command-conditioned engine needs a command; an unconditional one takes none")
+        if command is not None and command_drop is None:
+            command_drop = torch.zeros(len(command), dtype=torch.bool)
         dev = torch.device("cuda")
-        ins = dict(zip(self.input_names, (states, actions, k_states, k_actions, command)))
+        ins = dict(zip(self.input_names, (states, actions, k_states, k_actions, command, command_drop)))
         bufs = {n: x.detach().to(dev, self.dtypes[n]).contiguous() for n, x in ins.items()}
         b = states.shape[0]
         outs = {"x0_states": torch.empty(b, *states.shape[1:], device=dev, dtype=self.dtypes["x0_states"]),

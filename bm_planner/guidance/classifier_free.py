@@ -16,15 +16,15 @@ from torch import nn
 
 
 class CommandGuidedDenoiser(nn.Module):
-    """Wraps a torch :class:`~bm_planner.model.transformer.DifferentiatedTransformer` (same call signature and
-    shapes: states (B, T, D), actions (B, Ta, A), levels (B, T) / (B, Ta), command (B, C) or None). Without a
-    command it is the wrapped denoiser. ``scale`` w ≥ 0."""
+    """Wraps the denoiser of a command-conditioned model — torch
+    :class:`~bm_planner.model.transformer.DifferentiatedTransformer` or its ONNX Runtime / TensorRT export (same call
+    signature and shapes: states (B, T, D), actions (B, Ta, A), levels (B, T) / (B, Ta), command (B, C) or None).
+    Without a command it is the wrapped denoiser. ``scale`` w ≥ 0."""
 
     def __init__(self, denoiser: nn.Module, scale: float):
         super().__init__()
         if not getattr(getattr(denoiser, "config", None), "command_dim", 0):
-            raise ValueError("classifier-free command guidance needs a torch denoiser of a command-conditioned model "
-                             "(ONNX/TensorRT exports take no 'no command' input)")  # fmt: skip
+            raise ValueError("classifier-free command guidance needs the denoiser of a command-conditioned model")
         if not (math.isfinite(scale) and scale >= 0):
             raise ValueError(f"command guidance scale must be finite and >= 0, got {scale!r}")
         self.inner, self.scale, self.config = denoiser, float(scale), denoiser.config

@@ -115,5 +115,9 @@ def test_onnx_export_of_a_conditioned_model_takes_the_command(tmp_path):
     path = export_onnx(cond, tmp_path / "cond.onnx")
     den = OnnxDenoiser(path, model=cond)
     assert den.conditioned and step_error(cond, den) <= STEP_ATOL
+    x, cmd, drop = _inputs(cond.config), torch.randn(3, 3), torch.tensor([True, False, True])
+    with torch.no_grad():
+        for o, r in zip(den(*x, cmd, drop), cond.denoiser(*x, cmd, drop)):  # "no command" rows as in torch
+            torch.testing.assert_close(o, r, atol=STEP_ATOL, rtol=0)
     with pytest.raises(ValueError, match="needs a command"):
         den(*_inputs(cond.config))
