@@ -37,25 +37,29 @@ POLICIES = ("expert", "expert-blind", "diffusion:PATH")
 ROBOT_KEYS = ("reached", "fell", "robot_collisions", "obstacle_collisions", "success", "time_to_goal_s", "dist_to_goal")
 
 
-def make_team(policy: str, agents, planner: str = "batched", others: str = "planned", guidance_scale: float = 1.0,
-              num_steps: int = 10, robot_weight: float = 1.0, seed: int = 0):  # fmt: skip
-    """A team for ``policy`` (see :data:`POLICIES`) driving ``agents``."""
+def make_team(policy: str, agents, planner: str = "batched", others: str = "planned",
+              guidance_scale: float | None = None, num_steps: int | None = None, robot_weight: float = 1.0,
+              seed: int = 0):  # fmt: skip
+    """A team for ``policy`` (see :data:`POLICIES`) driving ``agents``. Diffusion teams use the checkpoint's shipped
+    ``agent_config.json``; ``guidance_scale`` / ``num_steps`` override it when given."""
     kind, _, path = policy.partition(":")
     if kind in ("expert", "expert-blind") and not path:
         from bm_envs.multi.policies import ExpertTeam
 
         return ExpertTeam(agents, avoid_robots=kind == "expert")
     if kind == "diffusion" and path:
-        from bm_planner.agent import AgentConfig
+        from bm_planner.agent import AgentConfig, _shipped_agent_config
         from bm_planner.multi_agent import load_team
 
         if planner not in ("batched", "separate"):
             raise ValueError(f"planner must be 'batched' or 'separate', got {planner!r}")
-        cfg = AgentConfig(num_steps=num_steps, guidance_scale=guidance_scale, seed=seed, threads=1)
+        over = {k: v for k, v in (("guidance_scale", guidance_scale), ("num_steps", num_steps)) if v is not None}
+        cfg = AgentConfig.from_dict({**_shipped_agent_config(path, path), **over, "seed": seed, "threads": 1})
         team = load_team(path, agents, batched=planner == "batched", config=cfg, others=others,
                          robot_weight=robot_weight)  # fmt: skip
-        team.config = {"policy": policy, "planner": planner, "others": others, "guidance_scale": guidance_scale,
-                       "num_steps": num_steps, "robot_weight": robot_weight, "seed": seed}  # fmt: skip
+        team.config = {"policy": policy, "planner": planner, "others": others, "guidance_scale": cfg.guidance_scale,
+                       "num_steps": cfg.num_steps, "two_stage": cfg.two_stage, "replan_every": cfg.replan_every,
+                       "robot_weight": robot_weight, "seed": seed}  # fmt: skip
         return team
     raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
 
@@ -166,8 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--policy", default="expert", help=f"one of {POLICIES}")
     ap.add_argument("--planner", default="batched", choices=["batched", "separate"])
     ap.add_argument("--others", default="planned", choices=["planned", "constant_velocity", "current"])
-    ap.add_argument("--guidance-scale", type=float, default=1.0)
-    ap.add_argument("--num-steps", type=int, default=10)
+    ap.add_argument("--guidance-scale", type=float, default=None, help="default: the checkpoint's agent_config.json")
+    ap.add_argument("--num-steps", type=int, default=None, help="default: the checkpoint's agent_config.json")
     ap.add_argument("--robot-weight", type=float, default=1.0)
     ap.add_argument("--time-limit", type=float, default=None, help="episode length override (s)")
     ap.add_argument("--bench-planning", action="store_true", help="time batched vs separate planning instead")
@@ -187,7 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
         if kind != "diffusion" or not path:
             ap.error("--bench-planning needs --policy diffusion:PATH")
         for n in args.robots:
-            r = bench_planning(path, n, args.rounds, args.num_steps, args.guidance_scale, args.seed)
+            r = bench_planning(path, n, args.rounds, args.num_steps or 10,
+                               1.0 if args.guidance_scale is None else args.guidance_scale, args.seed)  # fmt: skip
             print(json.dumps(r))
             result["results"].append(r)
     else:

@@ -31,3 +31,12 @@ def test_bench_planning_times_both_modes():
 def test_bad_policy_is_rejected():
     with pytest.raises(ValueError, match="policy"):
         make_team("diffusion", ["robot_0", "robot_1"])
+
+
+def test_diffusion_team_uses_the_shipped_agent_config_unless_overridden():
+    from bm_planner.agent import _shipped_agent_config
+
+    shipped = _shipped_agent_config(SHIPPED, SHIPPED)
+    team = make_team(f"diffusion:{SHIPPED}", ["robot_0", "robot_1"])
+    assert team.config["num_steps"] == shipped["num_steps"] and team.config["two_stage"] == shipped["two_stage"]
+    assert make_team(f"diffusion:{SHIPPED}", ["robot_0"], num_steps=3, guidance_scale=0.0).config["num_steps"] == 3
