@@ -22,7 +22,6 @@ or the pelvis is below the fall height, ``agent.info["ood"]`` is set and the age
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -178,14 +177,10 @@ class DiffusionAgent:
         if self.config.command_guidance != 1.0 and getattr(mc, "command_dim", 0):
             from bm_planner.guidance.classifier_free import CommandGuidedDenoiser
 
-            guided = copy.copy(self.model)  # shallow: the caller's model keeps its plain denoiser
-            guided._modules = dict(self.model._modules)
-            guided.denoiser = CommandGuidedDenoiser(self.model.denoiser, self.config.command_guidance)
-            if "sample" in vars(guided):  # a FastDDIMSampler bound to the unwrapped model: bind one to this copy
-                from bm_planner.export.fast_sampler import install_fast_sampler
-
-                install_fast_sampler(guided)
-            self.model = guided
+            # a copy: the caller's model keeps its plain denoiser
+            self.model = self.model.with_denoiser(
+                CommandGuidedDenoiser(self.model.denoiser, self.config.command_guidance)
+            )
         self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
                                                 self.config.warm_start, warm_steps=self.config.warm_steps,
                                                 sampler=self.config.sampler, two_stage=self.config.two_stage)  # fmt: skip

@@ -216,6 +216,24 @@ def time_shipped_plans(model, normalizer, rep, agent_cfg, cfg: PlannerBenchConfi
     return {"steps": steps, "times": times, "cpu_times": cpu}
 
 
+def latency_row(r: dict, period: float, step_s: float | None = None, step_cpu: float | None = None,
+                **fields) -> dict:  # fmt: skip
+    """One table row from :func:`time_plans`-style latencies ``r`` (s): ``fields`` (config, backend, ...) first, then
+    wall/CPU p50/p99/mean (ms), the per-step latency and the time outside the network when ``step_*`` are given, and
+    the real-time factors p99 / ``period``. Speed-ups and the FLOP-limit ratio are left to the caller (None)."""
+    t, tc = np.asarray(r["times"]), np.asarray(r["cpu_times"])
+    cpu_p50, cpu_p99 = float(np.percentile(tc, 50)), float(np.percentile(tc, 99))
+    return {**fields, "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
+            "p99_ms": 1e3 * float(np.percentile(t, 99)), "mean_ms": 1e3 * float(t.mean()),
+            "cpu_p50_ms": 1e3 * cpu_p50, "cpu_p99_ms": 1e3 * cpu_p99,
+            "step_ms": None if step_s is None else 1e3 * step_s,
+            "step_cpu_ms": None if step_cpu is None else 1e3 * step_cpu,
+            "outside_network_ms": None if step_cpu is None else 1e3 * (cpu_p50 - r["steps"] * step_cpu),
+            "speedup_vs_torch": None, "speedup_vs_torch_same_guidance": None,
+            "realtime_factor": float(np.percentile(t, 99)) / period, "realtime_factor_cpu": cpu_p99 / period,
+            "flop_limit_ratio": None}  # fmt: skip
+
+
 def time_steps(denoiser, config, repeats: int, device: str = "cpu") -> tuple[float, float]:
     """Median wall-clock latency and median process CPU time (s) of one batch-1 denoiser call."""
     from bm_planner.export.parity import random_step_inputs
@@ -352,21 +370,15 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                     guidance = joystick_guidance(copy.deepcopy(norm).to(device), rep, scale=cfg.guidance_scale,
                                                  analytic=grad == "analytic")  # fmt: skip
                     r = time_plans(m, guidance, cfg, warm=start == "warm", device=device)
-                    t = np.asarray(r["times"])
-                    p50, p99 = float(np.percentile(t, 50)), float(np.percentile(t, 99))
-                    cpu_p50, cpu_p99 = (float(np.percentile(r["cpu_times"], q)) for q in (50, 99))
+                    row = latency_row(r, period, step_s, step_cpu, config=preset, backend=backend, threads=threads,
+                                      start=start, guidance=grad)  # fmt: skip
+                    cpu_p50 = row["cpu_p50_ms"] / 1e3
                     if backend == "torch":
                         base_p50[(grad, start)] = cpu_p50
                     ref, same = base_p50.get(("autograd", start)), base_p50.get(("analytic", start))
-                    row = {"config": preset, "backend": backend, "threads": threads, "start": start,
-                           "guidance": grad, "steps": r["steps"], "p50_ms": 1e3 * p50, "p99_ms": 1e3 * p99,
-                           "mean_ms": 1e3 * float(t.mean()), "cpu_p50_ms": 1e3 * cpu_p50, "cpu_p99_ms": 1e3 * cpu_p99,
-                           "step_ms": 1e3 * step_s, "step_cpu_ms": 1e3 * step_cpu,
-                           "outside_network_ms": 1e3 * (cpu_p50 - r["steps"] * step_cpu),
-                           "speedup_vs_torch": ref / cpu_p50 if ref else None,
-                           "speedup_vs_torch_same_guidance": same / cpu_p50 if same else None,
-                           "realtime_factor": p99 / period, "realtime_factor_cpu": cpu_p99 / period,
-                           "flop_limit_ratio": step_cpu / (flops / peak) if device == "cpu" else None}  # fmt: skip
+                    row.update(speedup_vs_torch=ref / cpu_p50 if ref else None,
+                               speedup_vs_torch_same_guidance=same / cpu_p50 if same else None,
+                               flop_limit_ratio=step_cpu / (flops / peak) if device == "cpu" else None)  # fmt: skip
                     rows.append(row)
                     log(f"{preset:5s} {backend:10s} {grad:8s} t={threads} {start:4s} steps={r['steps']:2d} "
                         f"p50={row['p50_ms']:7.2f} ms p99={row['p99_ms']:7.2f} ms step={row['step_ms']:6.3f} ms "
@@ -374,36 +386,19 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                         f"step={row['step_cpu_ms']:6.3f} ms")  # fmt: skip
                 if threads == cfg.threads[0] and backend in ("torch", "onnx+fast"):  # what guidance costs
                     r = time_plans(m, None, cfg, warm=False, device=device)
-                    t, tc = np.asarray(r["times"]), np.asarray(r["cpu_times"])
-                    rows.append({"config": preset, "backend": backend, "threads": threads, "start": "cold",
-                                 "guidance": "off", "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
-                                 "p99_ms": 1e3 * float(np.percentile(t, 99)), "mean_ms": 1e3 * float(t.mean()),
-                                 "cpu_p50_ms": 1e3 * float(np.median(tc)), "cpu_p99_ms": 1e3 * float(np.percentile(tc, 99)),
-                                 "step_ms": 1e3 * step_s, "step_cpu_ms": 1e3 * step_cpu,
-                                 "outside_network_ms": 1e3 * (float(np.median(tc)) - r["steps"] * step_cpu),
-                                 "speedup_vs_torch": None, "speedup_vs_torch_same_guidance": None,
-                                 "realtime_factor": float(np.percentile(t, 99)) / period,
-                                 "realtime_factor_cpu": float(np.percentile(tc, 99)) / period,
-                                 "flop_limit_ratio": None})  # fmt: skip
+                    rows.append(latency_row(r, period, step_s, step_cpu, config=preset, backend=backend,
+                                            threads=threads, start="cold", guidance="off"))  # fmt: skip
             shipped = shipped_agent_config(cfg.checkpoint) if source.startswith("checkpoint") else None
             if shipped is not None and threads == cfg.threads[0]:  # the agent's whole replan, as shipped
                 for backend in [b for b in cfg.backends if b in ("torch", "onnx+fast")]:
                     m = backend_model(model, backend, threads, onnx_path)
                     r = time_shipped_plans(m, norm, rep, shipped, cfg)
-                    t, tc = np.asarray(r["times"]), np.asarray(r["cpu_times"])
                     own_period = shipped.replan_every * CONTROL_DT  # RTF against the agent's own replan period
                     label = (f"as shipped: scale {shipped.guidance_scale:g}, "
                              f"{'two-stage, ' if shipped.two_stage else ''}{shipped.sampler} {shipped.num_steps}, "
                              f"replan every {shipped.replan_every}")  # fmt: skip
-                    rows.append({"config": preset, "backend": backend, "threads": threads, "start": "cold",
-                                 "guidance": label, "steps": r["steps"], "p50_ms": 1e3 * float(np.percentile(t, 50)),
-                                 "p99_ms": 1e3 * float(np.percentile(t, 99)), "mean_ms": 1e3 * float(t.mean()),
-                                 "cpu_p50_ms": 1e3 * float(np.median(tc)), "cpu_p99_ms": 1e3 * float(np.percentile(tc, 99)),
-                                 "step_ms": None, "step_cpu_ms": None, "outside_network_ms": None,
-                                 "speedup_vs_torch": None, "speedup_vs_torch_same_guidance": None,
-                                 "realtime_factor": float(np.percentile(t, 99)) / own_period,
-                                 "realtime_factor_cpu": float(np.percentile(tc, 99)) / own_period,
-                                 "replan_period_s": own_period, "flop_limit_ratio": None})  # fmt: skip
+                    rows.append(latency_row(r, own_period, config=preset, backend=backend, threads=threads,
+                                            start="cold", guidance=label, replan_period_s=own_period))  # fmt: skip
                     log(f"{preset:5s} {backend:10s} {label} p50={rows[-1]['p50_ms']:.2f} p99={rows[-1]['p99_ms']:.2f} ms")
         if cfg.memory:
             info["memory"] = {b: _memory_in_subprocess(preset, cfg.checkpoint, b, onnx_path)

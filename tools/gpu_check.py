@@ -135,10 +135,7 @@ def main() -> int:
                     continue
                 data, secs = build_engine(onnx_path, tmp / f"{preset}.{tag}.engine", fp16=fp16)
                 den = TensorRTDenoiser(data, read_metadata(onnx_path))
-                fast = copy.copy(model)
-                fast._modules = dict(model._modules)
-                fast.denoiser = den
-                install_fast_sampler(fast)
+                fast = install_fast_sampler(model.with_denoiser(den))
                 step, plan = step_error(model, den), plan_error(model, fast, guide)
                 tol = (FP16_STEP_ATOL, FP16_PLAN_ATOL) if fp16 else (STEP_ATOL, PLAN_ATOL)
                 with torch.no_grad():

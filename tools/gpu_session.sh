@@ -2,7 +2,7 @@
 # One prepared GPU session: GPU checks, then data collection on every core, then a time-boxed training run on the GPU,
 # with everything worth keeping packed into $OUT (at most a few files). Each stage logs to $OUT/session.log and a
 # failing stage does not stop the next one. Settings (environment variables, defaults in brackets):
-#   OUT [outputs/gpu_session]   where results go
+#   OUT [outputs/gpu_session]   where results go; DATA [data/gpu-session], RUN [runs/gpu-session]: data set and run
 #   CHECK [1]                   run tools/gpu_check.py (latency, TensorRT where installed, training samples/s, bm-bench)
 #   HOURS [6]  WORKERS [nproc-1]  SEED [7]   bm-collect target (usable hours), processes, seed
 #   COLLECT_S [150]             hard cap on collection wall time (a killed run keeps its finished shards)
@@ -14,8 +14,8 @@ OUT=${OUT:-outputs/gpu_session}
 mkdir -p "$OUT"
 LOG="$OUT/session.log"
 PY=${PY:-python3}
-DATA=${DATA:-/tmp/bm-gpu-data}
-RUN=${RUN:-/tmp/bm-gpu-run}
+DATA=${DATA:-data/gpu-session}  # relative to the repository root, like OUT (data/ and runs/ are git-ignored)
+RUN=${RUN:-runs/gpu-session}
 WORKERS=${WORKERS:-$(($(nproc) - 1))}
 stamp() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
 

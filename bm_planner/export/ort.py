@@ -9,7 +9,6 @@ inputs' device and dtype.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -113,9 +112,7 @@ def with_backend(model, backend: str = "torch", onnx_path: str | Path | None = N
         from bm_planner.export.tensorrt import TensorRTDenoiser
 
         den = TensorRTDenoiser.from_onnx(onnx_path, model=model)
-    fast = copy.copy(model)  # shallow: share scheduler/config; own _modules dict so the original keeps its denoiser
-    fast._modules = dict(model._modules)
-    fast.denoiser = den
+    fast = model.with_denoiser(den)
     if fast_sampler:
         from bm_planner.export.fast_sampler import install_fast_sampler
 

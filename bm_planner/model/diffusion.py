@@ -9,6 +9,7 @@ each MSE a mean over its elements.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,19 @@ class StateActionDiffusionModel(nn.Module):
         """Noisy states (B, T, D), actions (B, Ta, A), levels (B, T) / (B, Ta) (+ command (B, C)) -> x0 predictions,
         same shapes."""
         return self.denoiser(states, actions, k_states, k_actions, command, command_drop)
+
+    def with_denoiser(self, denoiser: nn.Module) -> StateActionDiffusionModel:
+        """A shallow copy that runs ``denoiser`` (an ONNX/TensorRT backend, a classifier-free wrapper, ...) in place of
+        this model's; scheduler and config are shared and this model keeps its own denoiser. A
+        :class:`~bm_planner.export.fast_sampler.FastDDIMSampler` installed on this model is re-bound to the copy."""
+        other = copy.copy(self)
+        other._modules = dict(self._modules)  # own module dict: assigning the denoiser leaves ``self`` untouched
+        other.denoiser = denoiser
+        if "sample" in vars(self):  # an installed fast sampler is bound to ``self``: bind one to the copy
+            from bm_planner.export.fast_sampler import install_fast_sampler
+
+            install_fast_sampler(other)
+        return other
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
