@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from bm_envs.rollout import FALL_PHASES
+
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
@@ -65,6 +67,26 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{name}_ci95"] = _wilson(k, n)
     out["vel_error_mean"] = _mean([t["vel_error_mean"] for t in trials])
     out["vel_error_mean_not_fallen"] = _mean([t["vel_error_mean"] for t in trials if not t["fell"]])
+    out["tracking_error_planar_mean"] = _mean([t.get("tracking_error_planar") for t in trials])
+    out["tracking_error_yaw_mean"] = _mean([t.get("tracking_error_yaw") for t in trials])
+    segs = [s for t in trials for s in (t.get("segments") or []) if s["scored"]]
+    if segs:  # per commanded segment (same command in every trial of a scenario schedule): pass rate and errors
+        by_cmd: dict[str, dict[str, Any]] = {}
+        for seg in segs:
+            key = "(" + ", ".join(f"{c:g}" for c in seg["command"]) + ")"
+            b = by_cmd.setdefault(key, {"passed": 0, "scored": 0, "planar": [], "yaw": []})
+            b["passed"] += bool(seg["passed"])
+            b["scored"] += 1
+            if seg["planar_tracking_error"] is not None:
+                b["planar"].append(seg["planar_tracking_error"])
+            if seg["yaw_tracking_error"] is not None:
+                b["yaw"].append(seg["yaw_tracking_error"])
+        out["segments"] = {k: {"passed": b["passed"], "scored": b["scored"], "planar_tracking_error": _mean(b["planar"]),
+                               "yaw_tracking_error": _mean(b["yaw"])} for k, b in by_cmd.items()}  # fmt: skip
+    falls = [t for t in trials if t["fell"]]
+    out["fall_phase"] = {ph: sum(t.get("fall_phase") == ph for t in falls) for ph in FALL_PHASES} if falls else {}
+    out["fall_time_s_median"] = float(np.median([t["fall_time_s"] for t in falls])) if falls and all(
+        t.get("fall_time_s") is not None for t in falls) else None  # fmt: skip
     out["time_to_goal_s_mean"] = _mean([t["time_to_goal_s"] for t in trials if t["success"]])
     clear = [t["min_clearance_m"] for t in trials if t["min_clearance_m"] is not None]
     out["min_clearance_m_min"] = float(min(clear)) if clear else None
@@ -79,33 +101,79 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def fall_histogram(trials: list[dict[str, Any]], path: str | Path, title: str, bin_s: float = 1.0) -> None:
+    """PNG: histogram of the fall times (s), stacked by the episode phase each fall came in."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    falls = [t for t in trials if t.get("fell") and t.get("fall_time_s") is not None]
+    top = max([t["duration_s"] for t in trials] + [bin_s])
+    bins = np.arange(0.0, top + bin_s, bin_s)
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    data = [[t["fall_time_s"] for t in falls if t.get("fall_phase") == ph] for ph in FALL_PHASES]
+    ax.hist(data, bins=bins, stacked=True, label=[f"{ph} ({len(d)})" for ph, d in zip(FALL_PHASES, data)])
+    ax.set_xlabel("fall time (s)")
+    ax.set_ylabel("trials")
+    ax.set_title(f"{title}\n{len(falls)} falls in {len(trials)} trials", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def _fmt(v: Any, spec: str = ".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
 def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
     """The summary ``s`` of an evaluation of ``cfg`` (an :class:`~bm_envs.evaluate.EvalConfig`) as markdown."""
-    lat = "off" if cfg.latency_ms is None else f"{cfg.latency_ms[0]:g}–{cfg.latency_ms[1]:g} ms"
+    prof = cfg.resolved_profile()
+    lat = "off" if prof.latency_ms is None else f"{prof.latency_ms[0]:g}–{prof.latency_ms[1]:g} ms"
     law = f"; pursuit overrides {json.dumps(cfg.pursuit)}" if cfg.pursuit else ""
-    dr = "off" if not cfg.randomize else "on" + (f" (overrides {json.dumps(cfg.randomization)})" if cfg.randomization
-                                                  else "")  # fmt: skip
+    dr = f"profile `{prof.label}`"
     by_lat = ", ".join(f"{k}: {v[0]}/{v[1]}" for k, v in s["fall_rate_by_latency_ms"].items())
     by_fr = ", ".join(f"{k}: {v[0]}/{v[1]}" for k, v in s.get("fall_rate_by_friction", {}).items())
     verr = "" if s["vel_error_mean"] is None else (
         f"Mean velocity error of the trials that did not fall: {_fmt(s['vel_error_mean_not_fallen'])}.\n")
     rate = lambda k: f"{100 * s[k]:.1f} % [{100 * s[k + '_ci95'][0]:.0f}, {100 * s[k + '_ci95'][1]:.0f}]"  # noqa: E731
     return (
-        f"{_policy_name(cfg)} on `{name}` ({cfg.env_id}); randomization {dr}, latency {lat}; "
+        f"{_policy_name(cfg)} on `{name}` ({cfg.env_id}); {dr} (action latency {lat}); "
         f"seeds {cfg.seed}–{cfg.seed + cfg.trials - 1}{law}. Rates with 95 % Wilson intervals.\n\n"
         "| suite | trials | success | fall | collision | mean vel error | mean time to goal (s) | min clearance (m) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|\n"
         f"| {name} | {s['trials']} | {rate('success_rate')} | {rate('fall_rate')} | {rate('collision_rate')} | "
         f"{_fmt(s['vel_error_mean'])} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | {_fmt(s['min_clearance_m_min'])} |\n"
-        f"\n{verr}Falls by action latency (ms): {by_lat or '–'}\n"
+        f"\n{verr}{_segment_lines(s)}{_fall_lines(s)}Falls by action latency (ms): {by_lat or '–'}\n"
         + (f"Falls by floor friction: {by_fr}\n" if by_fr else "")
         + (f"Mean plan latency: {_fmt(s['plan_time_ms_mean'], '.1f')} ms; out-of-distribution fallbacks in "
            f"{100 * s['ood_rate']:.0f} % of trials.\n" if s.get("plan_time_ms_mean") is not None else "")
     )
+
+
+def _segment_lines(s: dict[str, Any]) -> str:
+    """Markdown lines: tracking errors and the per-command segment pass rates."""
+    if not s.get("segments"):
+        return ""
+    rows = "".join(f"| {k} | {v['passed']}/{v['scored']} | {_pct(v['planar_tracking_error'])} | "
+                   f"{_pct(v['yaw_tracking_error'])} |\n" for k, v in s["segments"].items())  # fmt: skip
+    return (f"Tracking error (mean over segments that command it): planar {_pct(s['tracking_error_planar_mean'])}, "
+            f"yaw rate {_pct(s['tracking_error_yaw_mean'])}.\n\n| command (vx, vy, yaw rate) | segments followed | "
+            f"planar tracking error | yaw-rate tracking error |\n|---|---:|---:|---:|\n{rows}\n")  # fmt: skip
+
+
+def _fall_lines(s: dict[str, Any]) -> str:
+    if not s.get("fall_phase"):
+        return ""
+    parts = ", ".join(f"{k} {v}" for k, v in s["fall_phase"].items() if v)
+    return f"Falls by episode phase: {parts}; median fall time {_fmt(s['fall_time_s_median'], '.1f')} s.\n"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
 
 
 def _policy_name(cfg) -> str:
@@ -132,7 +200,14 @@ def _policy_label(config: dict[str, Any]) -> str:
 
 
 def _dr_label(config: dict[str, Any]) -> str:
-    """"off", "on" (paper ranges) or "on (field lo–hi, ...)" for overridden ranges."""
+    """The profile label (``expert``, ``paper + friction 0.5–1.25``, ...); results written before profiles existed:
+    "legacy: off", "legacy: on" (paper ranges) or "legacy: on (field lo–hi, ...)"."""
+    if "profile_resolved" in config:
+        return config["profile_resolved"]["label"]
+    return "legacy: " + _legacy_dr_label(config)
+
+
+def _legacy_dr_label(config: dict[str, Any]) -> str:
     if not config.get("randomize"):
         return "off"
     over = config.get("randomization") or {}
@@ -144,17 +219,21 @@ def combined_table(results: list[dict[str, Any]]) -> str:
     """One markdown table over several ``eval.json`` results (rows: suite × policy)."""
     if not results:
         raise ValueError("no evaluation results given")
-    head = ("| suite | policy | DR | latency (ms) | trials | success | fall | collision | vel error | "
-            "time to goal (s) | min clearance (m) | plan (ms) |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
+    head = ("| suite | policy | profile | latency (ms) | trials | success | fall | collision | vel error | "
+            "tracking error planar / yaw | time to goal (s) | min clearance (m) | plan (ms) |\n"
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
     rows = []
     for r in sorted(results, key=lambda r: (r["suite"], _policy_label(r["config"]))):
         c, s = r["config"], r["summary"]
-        lat = c.get("latency_ms")
+        lat = (c["profile_resolved"]["latency_ms"] if "profile_resolved" in c else c.get("latency_ms"))
+        trk = (f"{_pct(s.get('tracking_error_planar_mean'))} / {_pct(s.get('tracking_error_yaw_mean'))}"
+               if s.get("tracking_error_planar_mean") is not None or s.get("tracking_error_yaw_mean") is not None
+               else "–")  # fmt: skip
         rows.append(
             f"| {r['suite']} | {_policy_label(c)} | {_dr_label(c)} | "
             f"{'off' if lat is None else f'{lat[0]:g}–{lat[1]:g}'} | {s['trials']} | "
             f"{100 * s['success_rate']:.0f} % | {100 * s['fall_rate']:.0f} % | {100 * s['collision_rate']:.0f} % | "
-            f"{_fmt(s['vel_error_mean'], '.2f')} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | "
+            f"{_fmt(s['vel_error_mean'], '.2f')} | {trk} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | "
             f"{_fmt(s['min_clearance_m_min'], '.2f')} | {_fmt(s.get('plan_time_ms_mean'), '.1f')} |"
         )
     return head + "\n".join(rows) + "\n"

@@ -2,13 +2,17 @@
 
 Suites (the paper's protocols, ``../shared/paper-notes.md``; scenario files shipped in ``bm_envs/scenarios/``):
 
-* ``walk-perturb`` — ``BM-G1-Joystick-v0``, 15 s at 0.5 m/s forward, a push U(0, 0.5) m/s every 1 s.
-* ``joystick-4dir`` — forward, backward, turn left, turn right, 3 s each; velocity error ≤ 0.25.
+* ``walk-perturb`` — ``BM-G1-Joystick-v0``, 15 s at 0.5 m/s forward, a push U(0, 0.5) m/s every 1 s; success = no
+  fall in 15 s (the paper's definition; the velocity error is reported beside it).
+* ``joystick-4dir`` — forward, backward, turn left, turn right, 3 s each; success = every segment followed
+  (:mod:`bm_envs.joystick`: after 1 s of settling, the segment's mean velocity within tolerance of the command).
+* ``joystick-8dir`` — forward, backward, left, right, turn left and right in place, forward + left turn,
+  forward + right turn, 3 s each; the same success test.
 * ``waypoint`` — ``BM-G1-Waypoint-v0``, the 3 m square (``waypoint-square``).
 * ``obstacle-forest`` — ``BM-G1-Obstacle-v0``, 7 m through fixed and random obstacles (``forest-small``).
 * ``joystick-random`` — ``BM-G1-Joystick-v0`` with its default random command schedule (|v| ≤ 0.8 m/s,
   yaw rate ≤ 0.8 rad/s, new command every 1.5–4 s), 20 s episodes.
-* ``--scenario FILE`` — any scenario JSON (``../shared/scenarios/README.md``) or a shipped scenario's name.
+* ``--scenario FILE`` — any scenario JSON (format: the ``bm_envs.scenario`` module) or a shipped scenario's name.
 
 Policies (``--policy``): ``expert`` (the Stage-1 expert + command law), ``diffusion:CKPT`` (the planner; its
 :class:`~bm_planner.agent.AgentConfig` from ``--agent``, e.g. ``'{"guidance_scale": 0}'`` for unguided),
@@ -17,7 +21,10 @@ Policies (``--policy``): ``expert`` (the Stage-1 expert + command law), ``diffus
 
 The policy is :class:`~bm_envs.experts.ExpertPolicy`; in waypoint/obstacle envs it is driven by
 :class:`~bm_envs.command_laws.PurePursuit` (``avoid_obstacles=True`` in ``BM-G1-Obstacle-v0``), in the joystick env
-by the env's own command. Domain randomization with pushes and 0–100 ms action latency are on by default.
+by the env's own command. Randomization and action latency come from a named profile (``--profile``, default
+``expert``: the ranges the Stage-1 expert was trained with; ``paper``: BeyondMimic's Stage-1 ranges + 0–100 ms
+latency, a stress test; ``off``; see :mod:`bm_envs.wrappers.profiles`); ``--randomization``, ``--latency-ms`` and
+``--no-randomize`` override it.
 Trial ``i`` resets with seed ``--seed + i``, so a trial's outcome does not depend on ``--workers``.
 Trials run in ``--workers`` processes (one env each). Writes ``eval.json`` (config, summary, per-trial outcomes)
 and ``summary.md`` to ``--out``. Example::
@@ -40,34 +47,39 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from bm_envs.eval_report import markdown_summary, summarize, write_atomic  # noqa: E402
+from bm_envs.eval_report import _policy_name, fall_histogram, markdown_summary, summarize, write_atomic  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
 from bm_envs.scenario import load_scenario  # noqa: E402
+from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES  # noqa: E402
 
 #: suite -> shipped scenario name (``None``: the env's own default task, here the random joystick schedule)
 SUITES: dict[str, str | None] = {"walk-perturb": "walk-perturb", "joystick-4dir": "joystick-4dir",
-                                 "waypoint": "waypoint-square", "obstacle-forest": "forest-small",
-                                 "joystick-random": None}  # fmt: skip
+                                 "joystick-8dir": "joystick-8dir", "waypoint": "waypoint-square",
+                                 "obstacle-forest": "forest-small", "joystick-random": None}  # fmt: skip
 #: Keys every per-trial outcome has (``None`` where the env does not define the quantity).
 TRIAL_KEYS = ("trial", "seed", "success", "fell", "collided", "time_to_goal_s", "min_clearance_m",
-              "vel_error_mean", "goals_reached", "steps", "duration_s", "action_delay_ms", "pushes")  # fmt: skip
+              "vel_error_mean", "goals_reached", "steps", "duration_s", "action_delay_ms", "pushes",
+              "tracking_error_planar", "tracking_error_yaw", "segments", "fall_time_s", "fall_phase")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What to evaluate. ``scenario``: path of a scenario JSON or ``None`` for ``suite``; ``randomization``: fields
-    of :class:`~bm_envs.wrappers.RandomizationConfig` that replace its defaults (``None`` switches a term off);
-    ``latency_ms``: (lo, hi) ms or ``None`` for no latency wrapper; ``time_limit_s`` overrides the episode length
-    (s); ``pursuit``: :class:`~bm_envs.command_laws.PurePursuit` fields for waypoint/obstacle envs."""
+    """What to evaluate. ``scenario``: path of a scenario JSON or ``None`` for ``suite``; ``profile``: the named
+    randomization + latency profile (:mod:`bm_envs.wrappers.profiles`); on top of it ``randomization``: fields of
+    :class:`~bm_envs.wrappers.RandomizationConfig` that replace the profile's (``None`` switches a term off),
+    ``randomize=False``: no randomization, ``latency_ms``: (lo, hi) ms replacing the profile's latency (``None``:
+    the profile's); ``time_limit_s`` overrides the episode length (s); ``pursuit``:
+    :class:`~bm_envs.command_laws.PurePursuit` fields for waypoint/obstacle envs."""
 
     suite: str = "joystick-random"
     scenario: str | None = None
     trials: int = 50
     seed: int = 0
     workers: int = 2
+    profile: str = "expert"
     randomize: bool = True
     randomization: dict[str, Any] | None = None
-    latency_ms: tuple[float, float] | None = (0.0, 100.0)
+    latency_ms: tuple[float, float] | None = None
     pursuit: dict[str, Any] | None = None
     expert: str = "fastsac"
     policy: str = "expert"  # "expert" | "diffusion:CKPT_OR_RUN_DIR" | "bc:DIR" | "sb3:RUN_DIR_OR_ZIP"
@@ -84,33 +96,25 @@ class EvalConfig:
             raise ValueError(f"backend must be 'torch', 'onnx' or 'tensorrt', got {self.backend!r}")
         if self.trials < 1 or self.workers < 1:
             raise ValueError(f"trials and workers must be >= 1, got {self.trials=}, {self.workers=}")
-        if self.randomization is not None:
-            if not self.randomize:
-                raise ValueError("randomization overrides given but randomize is off")
-            self.dr_config()  # validates
+        self.resolved_profile()  # validates the profile and its overrides
         self.make_law()  # validates the pursuit overrides
         kind, _, path = self.policy.partition(":")
         if kind not in ("expert", "diffusion", "bc", "sb3") or (kind != "expert" and not path):
             raise ValueError(f"policy must be 'expert', 'diffusion:PATH', 'bc:PATH' or 'sb3:PATH', got {self.policy!r}")
-        if self.latency_ms is not None:
-            lo, hi = self.latency_ms
-            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
-                raise ValueError(f"latency_ms must be (lo, hi) with 0 <= lo <= hi, got {self.latency_ms!r}")
         if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise ValueError(f"time_limit_s must be a positive number, got {self.time_limit_s!r}")
         if self.video_trial is not None and not 0 <= self.video_trial < self.trials:
             raise ValueError(f"video_trial must be in [0, {self.trials}), got {self.video_trial!r}")
 
+    def resolved_profile(self):
+        """The :class:`~bm_envs.wrappers.Profile` in force: ``profile`` with the overrides on top."""
+        from bm_envs.wrappers import resolve_profile
+
+        return resolve_profile(self.profile, self.randomization, self.latency_ms, self.randomize)
+
     def dr_config(self):
         """The :class:`~bm_envs.wrappers.RandomizationConfig` in force, or ``None`` when randomization is off."""
-        from bm_envs.wrappers import RandomizationConfig
-
-        if not self.randomize:
-            return None
-        if self.randomization is not None and not isinstance(self.randomization, dict):
-            raise ValueError(f"randomization overrides must be a dict of field -> [lo, hi] | null, got "
-                             f"{self.randomization!r}")  # fmt: skip
-        return RandomizationConfig.from_dict(self.randomization or {})
+        return self.resolved_profile().randomization
 
     def make_law(self):
         """The command law of this suite's env: ``None`` (joystick) or a PurePursuit (avoiding in obstacle envs)."""
@@ -152,8 +156,7 @@ def _init_worker(cfg: EvalConfig) -> None:
     import bm_envs  # noqa: F401
 
     env_id = cfg.env_id
-    # a RandomizationConfig (not a dict: an empty dict would read as "off")
-    kwargs: dict[str, Any] = {"randomize": cfg.dr_config() or False, "latency_ms": cfg.latency_ms}
+    kwargs: dict[str, Any] = cfg.resolved_profile().env_kwargs()
     if cfg.scenario_source:
         kwargs["scenario"] = cfg.scenario_source
     if cfg.time_limit_s is not None:
@@ -224,7 +227,7 @@ def _run_trial(trial: int) -> dict[str, Any]:
     if hasattr(policy, "info"):  # planner: plan latency and out-of-distribution flag
         row["plan_time_ms"] = 1000.0 * policy.info.get("plan_time_total_s", 0.0) / max(policy.info.get("plans", 0), 1)
         row["ood"] = bool(policy.info.get("ood", False))
-    if cfg.randomize:  # the episode's floor friction draw (still in the model after the episode)
+    if cfg.dr_config() is not None and cfg.dr_config().friction:  # the episode's floor friction draw
         base = env.unwrapped
         row["friction"] = float(base.model.geom_friction[base.idx.floor_geom, 0])
     if writer is not None:
@@ -259,6 +262,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     rows.sort(key=lambda r: r["trial"])
     summary = summarize(rows)
     config = asdict(cfg)
+    config["profile_resolved"] = cfg.resolved_profile().to_dict()
     if cfg.policy.startswith("diffusion:"):  # the settings the agent ran with: shipped agent_config.json + --agent
         from bm_planner.agent import AgentConfig, _shipped_agent_config
 
@@ -269,6 +273,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
               "summary": summary, "trials": rows}  # fmt: skip
     write_atomic(Path(cfg.out) / "eval.json", json.dumps(to_jsonable(result), indent=2))
     write_atomic(Path(cfg.out) / "summary.md", markdown_summary(name, cfg, summary))
+    if any(r.get("fell") for r in rows):
+        label = config["profile_resolved"]["label"]
+        fall_histogram(rows, Path(cfg.out) / "falls.png", f"{name}: {_policy_name(cfg)}, profile {label}")
     return result
 
 
@@ -297,11 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--seed", type=int, default=0, help="trial i uses seed SEED + i")
     p.add_argument("--workers", type=int, default=2, help="processes (one env each)")
-    p.add_argument("--no-randomize", action="store_true", help="switch off domain randomization and pushes")
-    p.add_argument("--latency-ms", type=float, nargs=2, default=(0.0, 100.0), metavar=("LO", "HI"),
-                   help="action latency range per episode (ms); 0 0 for none")  # fmt: skip
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                   help="randomization + action latency profile: expert (the Stage-1 expert's training ranges; "
+                        "default), paper (BeyondMimic's Stage-1 ranges + 0-100 ms latency), off")  # fmt: skip
+    p.add_argument("--no-randomize", action="store_true", help="no domain randomization (the profile's latency stays)")
+    p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="action latency range per episode (ms), replacing the profile's; 0 0 for none")  # fmt: skip
     p.add_argument("--randomization", default=None, metavar="JSON",
-                   help="RandomizationConfig overrides as JSON or a .json file, e.g. '{\"friction\": [0.5, 1.25]}'")
+                   help="RandomizationConfig fields replacing the profile's, as JSON or a .json file, e.g. "
+                        "'{\"friction\": [0.3, 1.2]}'")  # fmt: skip
     p.add_argument("--pursuit", default=None, metavar="JSON",
                    help="PurePursuit overrides (waypoint/obstacle envs) as JSON or a .json file")
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
@@ -319,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         pursuit = _parse_json_arg("--pursuit", args.pursuit) if args.pursuit else None
         cfg = EvalConfig(
             suite=args.suite, scenario=args.scenario, trials=args.trials, seed=args.seed, workers=args.workers,
-            randomize=not args.no_randomize, randomization=overrides, pursuit=pursuit,
-            latency_ms=tuple(args.latency_ms), expert=args.expert, time_limit_s=args.time_limit_s,
+            profile=args.profile, randomize=not args.no_randomize, randomization=overrides, pursuit=pursuit,
+            latency_ms=tuple(args.latency_ms) if args.latency_ms else None, expert=args.expert, time_limit_s=args.time_limit_s,
             policy=args.policy, agent=_parse_json_arg("--agent", args.agent) if args.agent else None,
             backend=args.backend,
             video_trial=0 if args.video else None, out=args.out or "",

@@ -95,6 +95,34 @@ class LocomotionExpert:
              qd * 0.05, grav, np.sin(st.phase)]
         ).astype(np.float32)[None]  # fmt: skip
 
+    def take_over(self, obs: dict[str, np.ndarray], command: np.ndarray, reference_action: np.ndarray | None = None,
+                  candidates: int = 24) -> float:  # fmt: skip
+        """Prepare to take control mid-gait from another controller (a planner, a human): the previous action is
+        the one executed last (``obs["proprio"]``'s last 29 entries), and the gait phase — a clock the expert
+        keeps, not something it observes — is set to the one of ``candidates`` evenly spaced phases whose
+        action for ``obs`` is closest to ``reference_action`` (29,), e.g. what the other controller would do next.
+        Without a reference the phase clock is kept. Returns the distance ‖a_expert − reference‖ at the chosen
+        phase (0 without a reference). The next :meth:`act` then continues from that phase."""
+        command = np.asarray(command, dtype=np.float64).reshape(3)
+        n = g1.NUM_JOINTS
+        self.state.last_action = np.asarray(obs["proprio"][-n:], dtype=np.float32).copy()
+        if reference_action is None:
+            return 0.0
+        ref = np.asarray(reference_action, dtype=np.float64).reshape(n)
+        step = 2 * np.pi * g1.CONTROL_DT / GAIT_PERIOD_S
+        best, best_err = None, np.inf
+        for phi in np.linspace(-np.pi, np.pi, candidates, endpoint=False):
+            st = ExpertState(phase=np.array([phi, phi + np.pi]) - step, last_action=self.state.last_action.copy())
+            saved, self.state = self.state, st
+            a = self.act(obs, command)
+            self.state = saved
+            err = float(np.linalg.norm(a - ref))
+            if err < best_err:
+                best, best_err = phi, err
+        phase = np.array([best, best + np.pi]) - step
+        self.state.phase = np.fmod(phase + 3 * np.pi, 2 * np.pi) - np.pi
+        return best_err
+
     def act(self, obs: dict[str, np.ndarray], command: np.ndarray) -> np.ndarray:
         command = np.asarray(command, dtype=np.float64).reshape(3)
         if not np.all(np.isfinite(command)):

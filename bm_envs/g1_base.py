@@ -175,7 +175,30 @@ class G1BaseEnv(gym.Env):
         return {}
 
     # ------------------------------------------------------------------ gym API
+    #: ``reset(options=...)`` keys: ``joint_offset`` (29,) rad added to the default start pose (clipped to the joint
+    #: limits), ``root_lin_vel`` (3,) m/s world and ``root_ang_vel`` (3,) rad/s pelvis frame initial velocities
+    #: (start perturbations, e.g. for recovery data). Unknown keys are an error.
+    RESET_OPTIONS = ("joint_offset", "root_lin_vel", "root_ang_vel")
+
+    def _check_options(self, options: dict[str, Any] | None) -> dict[str, np.ndarray]:
+        if options is None:
+            return {}
+        if not isinstance(options, dict):
+            raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
+        unknown = sorted(set(options) - set(self.RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; known: {list(self.RESET_OPTIONS)}")
+        out = {}
+        for k, v in options.items():
+            n = g1.NUM_JOINTS if k == "joint_offset" else 3
+            a = np.asarray(v, dtype=np.float64)
+            if a.shape != (n,) or not np.isfinite(a).all():
+                raise ValueError(f"reset option {k!r} must be a finite ({n},) array, got {v!r}")
+            out[k] = a
+        return out
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        opts = self._check_options(options)
         super().reset(seed=seed)
         sc = self.scenario
         rng = self.np_random
@@ -184,7 +207,13 @@ class G1BaseEnv(gym.Env):
         start_yaw = float(sc.start_yaw + rng.uniform(-1, 1) * sc.start_yaw_noise)
         self.data.qpos[:3] = [start_xy[0], start_xy[1], self.idx.init_pelvis_height]
         self.data.qpos[3:7] = quat_from_yaw(start_yaw)
-        self.data.qpos[self.idx.qpos_joint] = g1.DEFAULT_JOINT_POS
+        q0 = g1.DEFAULT_JOINT_POS + opts.get("joint_offset", 0.0)
+        jr = self.model.jnt_range[[self.model.joint(n).id for n in g1.JOINT_NAMES]]
+        self.data.qpos[self.idx.qpos_joint] = np.clip(q0, jr[:, 0], jr[:, 1])
+        if "root_lin_vel" in opts:
+            self.data.qvel[:3] = opts["root_lin_vel"]
+        if "root_ang_vel" in opts:
+            self.data.qvel[3:6] = opts["root_ang_vel"]
         self._target = self.default_joint_pos + self.joint_offset
         self.data.ctrl[:] = self._target
         self._pending.clear()
@@ -226,6 +255,41 @@ class G1BaseEnv(gym.Env):
         if self.render_mode == "human":
             self.render()
         return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ state copies (branching rollouts)
+    def get_sim_state(self) -> dict[str, Any]:
+        """Everything that determines how this env evolves from now, given the same model and actions: MuJoCo's
+        integration state (``mj_getState``, ``mjSTATE_INTEGRATION``: time, qpos, qvel, act, warm start, ctrl, applied
+        forces, ...), the PD target, the queue of delayed targets, the last action and the step counters. The model
+        (its randomized parameters) is not included: restore into an env whose model matches (e.g. one reset with
+        the same seed and wrappers)."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        phys = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_getState(self.model, self.data, phys, spec)
+        return {"physics": phys, "target": self._target.copy(), "pending": [(t, a.copy()) for t, a in self._pending],
+                "last_action": self._last_action.copy(), "steps": self._steps, "physics_steps": self._physics_steps,
+                "push_count": self._push_count, "action_delay_steps": self.action_delay_steps}  # fmt: skip
+
+    def set_sim_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Restore a :meth:`get_sim_state` copy; returns the observation of the restored state."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        phys = np.asarray(state["physics"], dtype=np.float64)
+        if phys.shape != (mujoco.mj_stateSize(self.model, spec),):
+            raise ValueError(f"sim state of size {phys.shape} does not fit this model")
+        mujoco.mj_setState(self.model, self.data, phys, spec)
+        self._target = np.array(state["target"], dtype=np.float64)
+        self._pending = deque((int(t), np.array(a)) for t, a in state["pending"])
+        self._last_action = np.array(state["last_action"], dtype=np.float64)
+        self._steps, self._physics_steps = int(state["steps"]), int(state["physics_steps"])
+        self._push_count, self.action_delay_steps = int(state["push_count"]), int(state["action_delay_steps"])
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        mujoco.mj_comVel(self.model, self.data)
+        self._task_sync()
+        return self._get_obs()
+
+    def _task_sync(self) -> None:
+        """Hook: bring the task's state in line with a restored time (e.g. the command schedule)."""
 
     # ------------------------------------------------------------------ physics
     def _check_action(self, action) -> np.ndarray:

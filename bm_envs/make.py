@@ -2,7 +2,10 @@
 
 Wrapper kwargs (all off by default):
 
-* ``randomize``: ``True`` for :class:`~bm_envs.wrappers.RandomizationConfig` defaults, or a dict / config of ranges.
+* ``randomize``: a profile name (``"expert"``, ``"paper"``, ``"off"``; :mod:`bm_envs.wrappers.profiles`), which sets
+  the randomization *and* the action latency of that profile (an explicit ``latency_ms`` replaces the latter);
+  ``True`` for :class:`~bm_envs.wrappers.RandomizationConfig` defaults (the ``paper`` ranges, no latency), or a
+  dict / config of ranges.
 * ``latency_ms``: ``(lo, hi)`` in ms (e.g. ``(0, 100)``) or a single value; drawn per episode.
 * ``obs_noise``: ``True`` for default scales or a dict of per-term scales.
 
@@ -31,6 +34,12 @@ def _env_class(task: str):
 
 
 def make_g1_env(task: str, randomize=False, latency_ms=None, obs_noise=False, **kwargs) -> gym.Env:
+    if isinstance(randomize, str):
+        from bm_envs.wrappers.profiles import resolve_profile
+
+        profile = resolve_profile(randomize)
+        randomize = profile.randomization if profile.randomization is not None else False
+        latency_ms = profile.latency_ms if latency_ms is None else latency_ms
     env = _env_class(task)(**kwargs)
     if randomize is not False and randomize is not None:  # {} = defaults, not "off"
         env = DomainRandomization(env, None if randomize is True else randomize)

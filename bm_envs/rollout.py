@@ -8,7 +8,24 @@ import numpy as np
 
 from bm_envs import g1_constants as g1
 
-OUTCOME_KEYS = ("success", "fell", "collided", "time_to_goal_s", "min_clearance_m", "vel_error_mean", "goals_reached")
+OUTCOME_KEYS = ("success", "fell", "collided", "time_to_goal_s", "min_clearance_m", "vel_error_mean", "goals_reached",
+                "segments", "tracking_error_planar", "tracking_error_yaw")  # fmt: skip
+#: A fall is labelled by the episode phase it came in (:func:`fall_phase`): within ``START_S`` of the reset,
+#: within ``AFTER_PUSH_S`` of a push, within ``AFTER_CHANGE_S`` of a command change (joystick) or a new goal.
+FALL_PHASES = ("start", "after push", "after command change", "steady")
+START_S, AFTER_PUSH_S, AFTER_CHANGE_S = 2.0, 1.0, 1.5
+
+
+def fall_phase(t_fall: float, t_push: float | None, t_change: float | None) -> str:
+    """The phase of an episode a fall at ``t_fall`` s happened in, given the time of the last push and of the last
+    command change / goal switch before it (``None``: none yet). The first matching label of :data:`FALL_PHASES`."""
+    if t_fall < START_S:
+        return "start"
+    if t_push is not None and t_fall - t_push <= AFTER_PUSH_S:
+        return "after push"
+    if t_change is not None and t_fall - t_change <= AFTER_CHANGE_S:
+        return "after command change"
+    return "steady"
 
 
 def run_episode(
@@ -29,12 +46,20 @@ def run_episode(
     frames: list[np.ndarray] = []
     steps, ret = 0, 0.0
     path = [info["root_xy"].copy()]
+    pushes, t_push, t_change = info.get("pushes", 0), None, None
+    task = _task_signal(obs)
     while True:
         action, _ = policy.predict(obs, deterministic=True)
         obs, r, terminated, truncated, info = env.step(action)
         ret += r
         steps += 1
         path.append(info["root_xy"].copy())
+        t = steps * g1.CONTROL_DT
+        if info.get("pushes", 0) != pushes:
+            pushes, t_push = info.get("pushes", 0), t
+        new_task = _task_signal(obs)
+        if not np.array_equal(new_task, task):
+            task, t_change = new_task, t
         if on_step is not None:
             on_step(obs, info)
         if render_every and steps % render_every == 0:
@@ -51,8 +76,17 @@ def run_episode(
         success=bool(info.get("success", False)),
         action_delay_ms=info.get("action_delay_ms", 0.0),
         distance_walked_m=float(np.sum(np.linalg.norm(np.diff(np.array(path), axis=0), axis=1))),
+        fall_time_s=steps * g1.CONTROL_DT if info["fell"] else None,
+        fall_phase=fall_phase(steps * g1.CONTROL_DT, t_push, t_change) if info["fell"] else None,
     )
     return out, frames
+
+
+def _task_signal(obs: dict) -> np.ndarray:
+    """What a command change / goal switch changes: the joystick command, else the goal index (empty if none)."""
+    if "command" in obs:
+        return np.asarray(obs["command"])
+    return np.asarray(obs.get("goal_index", ()))
 
 
 def to_jsonable(x: Any) -> Any:

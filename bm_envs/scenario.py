@@ -16,6 +16,13 @@ import numpy as np
 
 ENV_IDS = ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")
 OBSTACLE_TYPES = ("sphere", "box", "cylinder")
+#: Joystick success criteria (``success.criterion``; :mod:`bm_envs.joystick`) and the numbers they take (upper bounds).
+SUCCESS_CRITERIA = ("segments", "no_fall", "vel_error")
+SUCCESS_NUMBERS = {"max_vel_error": 100.0, "settle_s": 60.0, "planar_tol": 100.0, "yaw_tol": 100.0,
+                   "planar_floor": 10.0, "yaw_floor": 10.0, "min_scored_s": 60.0, "parts": 10}  # fmt: skip
+#: Height (m) of the vertical column a standing G1 occupies, and its radius, for the start-pose collision check.
+COLUMN_HEIGHT_M = 1.35
+ROBOT_RADIUS_M = 0.25
 #: Clearance kept free around the start pose and each goal when placing obstacles (m).
 START_CLEARANCE_M = 0.5
 
@@ -40,6 +47,39 @@ class Obstacle:
         if self.type == "box":
             return float(math.hypot(self.size[0], self.size[1]))
         return float(self.size[0])
+
+    @property
+    def z_range(self) -> tuple[float, float]:
+        """(bottom, top) height of the obstacle (m)."""
+        h = self.size[0] if self.type == "sphere" else self.size[-1] if self.type == "box" else self.size[1]
+        return self.pos[2] - h, self.pos[2] + h
+
+    def footprint_distance(self, xy) -> np.ndarray:
+        """Exact signed distance (m) from points ``xy`` (..., 2) to the obstacle's footprint on the floor plane
+        (a disk for spheres and cylinders, a yaw-rotated rectangle for boxes): negative inside."""
+        d = np.asarray(xy, dtype=np.float64) - np.asarray(self.pos[:2])
+        if self.type != "box":
+            return np.linalg.norm(d, axis=-1) - self.size[0]
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        q = np.abs(np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)) - self.size[:2]
+        return np.linalg.norm(np.maximum(q, 0.0), axis=-1) + np.minimum(q.max(-1), 0.0)
+
+    def column_distance(self, xy, z_lo: float = 0.0, z_hi: float = COLUMN_HEIGHT_M) -> np.ndarray:
+        """Exact distance (m) from vertical segments at ``xy`` (..., 2) spanning heights [z_lo, z_hi] (a standing
+        robot's column) to the obstacle; negative (the footprint depth) where the column passes through it.
+        Boxes and cylinders are a footprint × a height interval, so the distance separates into
+        sqrt(d_xy² + d_z²); for a sphere it is the distance to the nearest point of the segment minus the radius."""
+        xy = np.asarray(xy, dtype=np.float64)
+        if self.type == "sphere":
+            z = min(max(self.pos[2], z_lo), z_hi)
+            d = np.linalg.norm(xy - np.asarray(self.pos[:2]), axis=-1)
+            return np.sqrt(d * d + (z - self.pos[2]) ** 2) - self.size[0]
+        lo, hi = self.z_range
+        gap = max(lo - z_hi, z_lo - hi, 0.0)
+        dxy = self.footprint_distance(xy)
+        if gap == 0.0:
+            return dxy
+        return np.sqrt(np.maximum(dxy, 0.0) ** 2 + gap * gap)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "pos": list(self.pos), "size": list(self.size), "yaw": self.yaw}
@@ -69,7 +109,7 @@ class Scenario:
     joystick: tuple[JoystickSegment, ...] = ()
     push_interval_s: tuple[float, float] | None = None
     push_lin_vel_mps: tuple[float, float] | None = None
-    success: dict[str, float] = field(default_factory=dict)
+    success: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ sampling
     def sample_obstacles(self, rng: np.random.Generator, start_xy: np.ndarray) -> list[Obstacle]:
@@ -247,16 +287,24 @@ def parse_scenario(d: Any, source: str = "scenario") -> Scenario:
         kw["push_lin_vel_mps"] = _range(pushes.get("lin_vel_mps", [0.0, 0.5]), f"{source}.pushes.lin_vel_mps")
 
     succ = d.get("success", {})
-    _check_keys(succ, {"max_vel_error"}, f"{source}.success")
-    kw["success"] = {k: _num(v, f"{source}.success.{k}", 0.0) for k, v in succ.items()}
+    _check_keys(succ, {"criterion", *SUCCESS_NUMBERS}, f"{source}.success")
+    crit = succ.get("criterion", "vel_error" if "max_vel_error" in succ else "segments")
+    if crit not in SUCCESS_CRITERIA:
+        raise ScenarioError(f"{source}.success.criterion: {crit!r} is not one of {SUCCESS_CRITERIA}")
+    kw["success"] = {k: _num(v, f"{source}.success.{k}", 0.0, SUCCESS_NUMBERS[k]) for k, v in succ.items()
+                     if k != "criterion"}  # fmt: skip
+    if "criterion" in succ:
+        kw["success"]["criterion"] = crit
 
     sc = Scenario(**kw)
     start_xy = np.array(sc.start_xy)
-    for i, o in enumerate(sc.obstacles):
-        if np.linalg.norm(start_xy - np.array(o.pos[:2])) < o.radius_xy + 0.25:
-            raise ScenarioError(f"{source}.obstacles[{i}]: the start pose is in collision with this obstacle")
+    for i, o in enumerate(sc.obstacles):  # exact distances (not bounding circles): a start beside a wall is fine
+        d = float(o.column_distance(start_xy))
+        if d < ROBOT_RADIUS_M:
+            raise ScenarioError(f"{source}.obstacles[{i}]: the start pose is in collision with this obstacle (the "
+                                f"robot's column is {d:.2f} m from it, needs {ROBOT_RADIUS_M} m)")  # fmt: skip
         for j, wp in enumerate(sc.waypoints):
-            if np.linalg.norm(np.array(wp) - np.array(o.pos[:2])) < o.radius_xy:
+            if float(o.column_distance(np.array(wp))) < 0.0:
                 raise ScenarioError(f"{source}.waypoints[{j}]: goal lies inside obstacles[{i}]")
     return sc
 

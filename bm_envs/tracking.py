@@ -257,9 +257,19 @@ class G1TrackingEnv(G1BaseEnv):
             return int(self.np_random.integers(0, last + 1))
         return min(self.sampler.sample(self.np_random), last)
 
+    RESET_OPTIONS = ("start_frame",)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._reset_options = options
         return super().reset(seed=seed, options=options)
+
+    def _check_options(self, options):
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
+        unknown = sorted(set(options or {}) - set(self.RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; known: {list(self.RESET_OPTIONS)}")
+        return {}
 
     def _task_reset(self, start_xy, start_yaw):
         m, d, rng, s = self.motion, self.data, self.np_random, self.config.init_noise

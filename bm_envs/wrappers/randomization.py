@@ -1,8 +1,9 @@
 """Domain randomization and random pushes, drawn per episode (physics parameters) or per interval (pushes).
 
 Every field of :class:`RandomizationConfig` is a ``(lo, hi)`` uniform range; ``None`` switches a term off.
-Defaults follow BeyondMimic's Stage-1 ranges (``../shared/paper-notes.md``) where it publishes one; the terms it
-does not randomize or publish (marked *bm*) use small ranges of our choosing.
+Defaults follow BeyondMimic's Stage-1 ranges (the ``paper`` profile of :mod:`bm_envs.wrappers.profiles`) where it
+publishes one; the terms it does not randomize or publish (marked *bm*) use small ranges of our choosing. The
+named profiles (``expert``, the default of every CLI, ``paper``, ``off``) live in :mod:`bm_envs.wrappers.profiles`.
 
 ===========================  ====================  ==========================================================
 field                        default               applied to
@@ -12,6 +13,7 @@ field                        default               applied to
 ``mass_scale``               (0.95, 1.05) *bm*     every robot link's mass and inertia, independently
 ``torso_com_x``              (-0.025, 0.025)       torso_link centre of mass offset (m)
 ``torso_com_yz``             (-0.05, 0.05)         same, y and z each (m)
+``base_mass_add``            off                   mass added to the pelvis (kg), inertia scaled with it
 ``kp_scale`` / ``kd_scale``  (0.9, 1.1) *bm*       PD gains, per joint
 ``armature_scale``           (0.95, 1.05) *bm*     reflected rotor inertia, per joint
 ``joint_damping``            (0.0, 0.05) *bm*      added viscous damping, per joint (N·m·s/rad)
@@ -45,6 +47,7 @@ class RandomizationConfig:
     mass_scale: Range = (0.95, 1.05)
     torso_com_x: Range = (-0.025, 0.025)
     torso_com_yz: Range = (-0.05, 0.05)
+    base_mass_add: Range = None
     kp_scale: Range = (0.9, 1.1)
     kd_scale: Range = (0.9, 1.1)
     armature_scale: Range = (0.95, 1.05)
@@ -114,6 +117,14 @@ def randomize_model(model, env, nominal: dict[str, np.ndarray], cfg: Randomizati
     if cfg.torso_com_yz:
         com[1:] = u(cfg.torso_com_yz, 2)
     model.body_ipos[idx.torso] += com
+    if cfg.base_mass_add:
+        add = float(u(cfg.base_mass_add))
+        m0 = model.body_mass[idx.pelvis]
+        if m0 + add <= 0.1 * m0:
+            raise ValueError(f"base_mass_add {add:.2f} kg leaves the pelvis with less than 10 % of its {m0:.2f} kg")
+        model.body_inertia[idx.pelvis] *= (m0 + add) / m0
+        model.body_mass[idx.pelvis] = m0 + add
+        drawn["base_mass_add"] = add
     drawn["torso_com_offset"] = com
     n = g1.NUM_JOINTS
     kp = g1.KP * (u(cfg.kp_scale, n) if cfg.kp_scale else 1.0)

@@ -36,6 +36,8 @@ from tqdm import tqdm
 
 from bm_envs import g1_constants as g1
 from bm_planner.data import storage
+from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES
+from bm_planner.data.commands import CommandConfig
 from bm_planner.data.rollout import ENV_ID, CollectConfig, collect_shard
 from bm_planner.data.state import StateRepresentation
 from bm_planner.data.trajectory import HORIZON, N_HISTORY, WINDOW
@@ -296,6 +298,16 @@ class MotionDataCollector:
         backend.close()
 
 
+def _json_arg(flag: str, text: str) -> dict:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag}: malformed JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{flag}: expected a JSON object, got {d!r}")
+    return d
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="data set folder (created; an existing one is resumed)")
@@ -315,18 +327,59 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expert", default=d.expert, choices=["fastsac", "ppo"])
     p.add_argument("--episode-s", type=float, default=d.episode_s, help="episode length (s)")
     p.add_argument("--episodes-per-shard", type=int, default=d.episodes_per_shard)
-    p.add_argument("--latency-ms", type=float, nargs=2, default=d.latency_ms, metavar=("LO", "HI"))
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                   help="randomization + action latency profile (default expert: the Stage-1 expert's training "
+                        "ranges; paper: BeyondMimic's Stage-1 ranges + 0-100 ms; off)")  # fmt: skip
+    p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="action latency range (ms), replacing the profile's")
     p.add_argument("--friction", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="floor friction range of the domain randomization (default: RandomizationConfig's)")
-    p.add_argument("--no-randomize", action="store_true", help="no domain randomization and no pushes")
+                   help="floor friction range, replacing the profile's")
+    p.add_argument("--randomization", default=None, metavar="JSON",
+                   help="RandomizationConfig fields replacing the profile's, as JSON")
+    p.add_argument("--no-randomize", action="store_true", help="no domain randomization and no random pushes")
+    p.add_argument("--ou-sigma", type=float, default=d.ou_sigma,
+                   help="OU noise on the executed action (action units; the label stays clean)")
+    p.add_argument("--start-joint-noise", type=float, default=0.0, help="start pose joint offsets U(±x) rad")
+    p.add_argument("--start-root-vel", type=float, default=0.0, help="start root velocity U(±x) m/s in x and y")
+    p.add_argument("--commands", default=None, metavar="JSON",
+                   help="CommandConfig overrides as JSON, e.g. '{\"segment_s\": [1.0, 3.0]}'")
+    p.add_argument("--policy", default="expert",
+                   help="expert (roll out the Stage-1 expert), or diffusion:CKPT with --takeover expert: roll out "
+                        "the planner and let the expert take over from its states (DAgger)")  # fmt: skip
+    p.add_argument("--takeover", default=None, choices=["expert"], help="who takes over from --policy's states")
+    p.add_argument("--takeover-every-s", type=float, default=0.5, help="seconds between take-overs")
+    p.add_argument("--takeover-s", type=float, default=2.0, help="how long the expert continues from each")
+    p.add_argument("--takeover-phase", default="match", choices=["match", "clock"],
+                   help="the expert's gait phase at a take-over: the one matching the planner's next action, or a "
+                        "clock since the episode start")  # fmt: skip
+    p.add_argument("--agent", default=None, metavar="JSON", help="AgentConfig overrides of the --policy planner")
+    p.add_argument("--planner-backend", default="onnx", choices=["torch", "onnx"],
+                   help="denoiser runtime of the --policy planner")
     p.add_argument("--bodies", default="default", help="'default', 'all' or comma-separated body names")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     bodies = a.bodies if a.bodies in ("default", "all") else tuple(b.strip() for b in a.bodies.split(","))
     try:
+        takeover = None
+        kind, _, path = a.policy.partition(":")
+        if kind not in ("expert", "diffusion") or (kind == "diffusion") != bool(path):
+            raise ValueError(f"--policy must be 'expert' or 'diffusion:CKPT', got {a.policy!r}")
+        if (kind == "diffusion") != (a.takeover is not None):
+            raise ValueError("--policy diffusion:CKPT and --takeover expert go together (DAgger collection)")
+        if kind == "diffusion":
+            from bm_planner.data.takeover import checkpoint_sha256
+
+            takeover = {"policy": path, "agent": _json_arg("--agent", a.agent) if a.agent else {},
+                        "backend": a.planner_backend, "every_s": a.takeover_every_s, "continue_s": a.takeover_s,
+                        "phase": a.takeover_phase, "checkpoint_sha256": checkpoint_sha256(path)}  # fmt: skip
+        commands = CommandConfig.from_dict(_json_arg("--commands", a.commands)) if a.commands else CommandConfig()
         cfg = CollectConfig(seed=a.seed, expert=a.expert, episode_s=a.episode_s, episodes_per_shard=a.episodes_per_shard,
-                            latency_ms=tuple(a.latency_ms), randomize=not a.no_randomize, bodies=bodies,
-                            friction=None if a.friction is None else tuple(a.friction))  # fmt: skip
+                            profile=a.profile, latency_ms=None if a.latency_ms is None else tuple(a.latency_ms),
+                            randomize=not a.no_randomize, bodies=bodies,
+                            friction=None if a.friction is None else tuple(a.friction),
+                            randomization=_json_arg("--randomization", a.randomization) if a.randomization else None,
+                            ou_sigma=a.ou_sigma, start_joint_noise=a.start_joint_noise, start_root_vel=a.start_root_vel,
+                            commands=commands, takeover=takeover)  # fmt: skip
         col = MotionDataCollector(a.out, cfg, workers=a.workers, backend=a.backend, progress=not a.no_progress,
                                   ray_address=a.ray_address)  # fmt: skip
         m = col.run(hours=a.hours, episodes=a.episodes)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from bm_envs import g1_constants as g1
 from bm_planner.data import storage
@@ -113,9 +113,10 @@ class TrajectoryDataset(Dataset):
                 warnings.warn(f"skipping corrupt or missing shard {e}", storage.CorruptShardWarning, stacklevel=3)
                 continue
             shard_stats.append({k: arrays[k] for k in storage.STATS_KEYS})  # not the whole shard: memory
+            takeover = "takeover_step" in arrays  # branches of planner episode e // 1000: split with their episode
             for ep in storage.split_episodes(arrays):
                 e = int(ep["meta"]["episode_index"])
-                if not keep(e):
+                if not keep(e // 1000 if takeover else e):
                     continue
                 s = window_starts(ep["valid"], WINDOW)
                 episodes.append(e)
@@ -210,3 +211,27 @@ class TrajectoryDataset(Dataset):
         """Batched fetch used by ``DataLoader`` (one vectorized window computation per batch)."""
         s, a, c = self._items(indices)
         return [{"states": s[j], "actions": a[j], "command": c[j]} for j in range(len(s))]
+
+
+class ConcatTrajectoryDataset(ConcatDataset):
+    """Several data sets as one training set (e.g. expert rollouts + expert take-overs from planner states, the
+    DAgger aggregate). Every folder must have the same state layout; all are normalized by one normalizer:
+    ``normalizer`` when given, else the first folder's. Keyword arguments go to each :class:`TrajectoryDataset`."""
+
+    def __init__(self, roots, normalizer: Normalizer | None = None, **kwargs):
+        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+        if not roots:
+            raise ValueError("no data set folders given")
+        first = TrajectoryDataset(roots[0], normalizer=normalizer, **kwargs)
+        parts = [first] + [TrajectoryDataset(r, normalizer=first.normalizer, **kwargs) for r in roots[1:]]
+        for r, d in zip(roots[1:], parts[1:]):
+            if list(d.rep.bodies) != list(first.rep.bodies):
+                raise ValueError(f"{r}: state layout {list(d.rep.bodies)} differs from {roots[0]}'s "
+                                 f"{list(first.rep.bodies)}")  # fmt: skip
+        super().__init__(parts)
+        self.parts, self.rep, self.normalizer = parts, first.rep, first.normalizer
+        self.state_dim, self.action_dim = first.state_dim, first.action_dim
+
+    @property
+    def state_rep(self) -> StateRepresentation:
+        return self.rep

@@ -44,14 +44,24 @@ class CollectConfig:
     expert: str = "fastsac"
     episode_s: float = 20.0
     episodes_per_shard: int = 4
+    #: randomization + latency profile (:mod:`bm_envs.wrappers.profiles`); ``None`` = a data set made before
+    #: profiles (the paper's ranges with ``friction`` replacing theirs, and ``latency_ms``)
+    profile: str | None = "expert"
     randomize: bool = True
-    latency_ms: tuple[float, float] = (0.0, 100.0)
-    friction: tuple[float, float] | None = None  # floor friction range; None = RandomizationConfig's default
+    latency_ms: tuple[float, float] | None = None  # replaces the profile's latency range (ms)
+    friction: tuple[float, float] | None = None  # floor friction range, replacing the profile's
+    randomization: dict | None = None  # other RandomizationConfig fields replacing the profile's
     ou_theta: float = 0.8
     ou_sigma: float = 0.1
+    #: start perturbations (recovery data): joint offsets U(±start_joint_noise) rad, root velocity U(±start_root_vel)
+    #: m/s in x and y, drawn per episode
+    start_joint_noise: float = 0.0
+    start_root_vel: float = 0.0
     fall_margin_s: float = 2.0
     bodies: tuple[str, ...] | str = "default"  # state representation of the manifest's statistics
     commands: CommandConfig = field(default_factory=CommandConfig)
+    #: expert take-overs from a planner's states (DAgger), :class:`bm_planner.data.takeover.TakeoverConfig` fields
+    takeover: dict | None = None
 
     def __post_init__(self):
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -62,11 +72,19 @@ class CollectConfig:
             raise ValueError(f"CollectConfig.episode_s must be in [0.5, 3600] s, got {self.episode_s=}")
         if not (isinstance(self.episodes_per_shard, int) and 1 <= self.episodes_per_shard <= 1000):
             raise ValueError(f"CollectConfig.episodes_per_shard must be in [1, 1000], got {self.episodes_per_shard=}")
-        lo, hi = self.latency_ms
-        if not (0 <= lo <= hi <= 1000):
-            raise ValueError(
-                f"CollectConfig.latency_ms must be (lo, hi) with 0 <= lo <= hi <= 1000, got {self.latency_ms=}"
-            )
+        if self.latency_ms is None and self.profile is None:
+            object.__setattr__(self, "latency_ms", (0.0, 100.0))  # data sets made before profiles
+        if self.latency_ms is not None:
+            lo, hi = self.latency_ms
+            if not (0 <= lo <= hi <= 1000):
+                raise ValueError(
+                    f"CollectConfig.latency_ms must be (lo, hi) with 0 <= lo <= hi <= 1000, got {self.latency_ms=}"
+                )
+            object.__setattr__(self, "latency_ms", (float(lo), float(hi)))
+        for name in ("start_joint_noise", "start_root_vel"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and 0 <= v <= 2.0):
+                raise ValueError(f"CollectConfig.{name} must be in [0, 2], got {v!r}")
         if not (self.ou_theta > 0 and self.ou_sigma >= 0 and np.isfinite(self.ou_theta + self.ou_sigma)):
             raise ValueError(f"CollectConfig needs ou_theta > 0, ou_sigma >= 0, got {self.ou_theta=}, {self.ou_sigma=}")
         if not (0 <= self.fall_margin_s <= 60):
@@ -79,27 +97,57 @@ class CollectConfig:
                 raise ValueError("CollectConfig.friction needs randomize=True (it is a domain-randomization range)")
             object.__setattr__(self, "friction", (float(f_lo), float(f_hi)))
         object.__setattr__(self, "bodies", resolve_bodies(self.bodies))
-        object.__setattr__(self, "latency_ms", (float(lo), float(hi)))
+        self.resolved_profile()  # validates the profile and its overrides
+        if self.takeover is not None:
+            from bm_planner.data.takeover import TakeoverConfig
+
+            TakeoverConfig.from_dict(self.takeover)  # validates
+
+    def resolved_profile(self):
+        """The :class:`~bm_envs.wrappers.Profile` the episodes run under (profile + overrides)."""
+        from bm_envs.wrappers import Profile, RandomizationConfig, resolve_profile
+
+        over = dict(self.randomization or {})
+        if self.friction is not None:
+            over["friction"] = list(self.friction)
+        if self.profile is None:  # before profiles: paper ranges, the friction override, the recorded latency
+            base = Profile("legacy", RandomizationConfig(), self.latency_ms)
+            return resolve_profile(base, over or None, None, self.randomize)
+        return resolve_profile(self.profile, over or None, self.latency_ms, self.randomize)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["commands"] = self.commands.to_dict()
-        d["bodies"], d["latency_ms"] = list(self.bodies), list(self.latency_ms)
-        if self.friction is None:  # absent rather than null, so data sets collected before the field keep their hash
-            del d["friction"]
-        else:
+        d["bodies"] = list(self.bodies)
+        d["latency_ms"] = None if self.latency_ms is None else list(self.latency_ms)
+        # fields added later are absent at their "off" value, so data sets collected before them keep their hash
+        for k, off in (("friction", None), ("randomization", None), ("takeover", None), ("start_joint_noise", 0.0),
+                       ("start_root_vel", 0.0), ("profile", None)):  # fmt: skip
+            if d[k] == off:
+                del d[k]
+        if self.friction is not None:
             d["friction"] = list(self.friction)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> CollectConfig:
         d = dict(d)
+        d.setdefault("profile", None)  # a manifest without the key predates profiles
         if "commands" in d:
             d["commands"] = CommandConfig.from_dict(d["commands"])
         for k in ("bodies", "latency_ms", "friction"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+def start_options(cfg: CollectConfig, episode: int) -> dict | None:
+    """``reset(options=...)`` start perturbations of one episode (``None`` when off); their own random stream."""
+    if not (cfg.start_joint_noise or cfg.start_root_vel):
+        return None
+    rng = np.random.default_rng([cfg.seed, episode, 3])
+    j, v = cfg.start_joint_noise, cfg.start_root_vel
+    return {"joint_offset": rng.uniform(-j, j, g1.NUM_JOINTS), "root_lin_vel": [*rng.uniform(-v, v, 2), 0.0]}
 
 
 def episode_rngs(seed: int, episode: int) -> tuple[int, np.random.Generator, np.random.Generator]:
@@ -127,9 +175,7 @@ class EpisodeRunner:
 
     def __init__(self, cfg: CollectConfig):
         self.cfg = cfg
-        randomize = {"friction": cfg.friction} if cfg.randomize and cfg.friction is not None else cfg.randomize
-        self.env = gym.make(ENV_ID, randomize=randomize, latency_ms=cfg.latency_ms,
-                            scenario=self._scenario([]), time_limit_s=cfg.episode_s)  # fmt: skip
+        self.env = self.make_env()
         self.base = self.env.unwrapped
         self.expert = LocomotionExpert(cfg.expert)
         self.rep = StateRepresentation(cfg.bodies)
@@ -137,16 +183,22 @@ class EpisodeRunner:
         self.floor = self.base.idx.floor_geom
         self.feet = [m.body(n).id for n in g1.FOOT_BODIES]
 
+    def make_env(self):
+        """A collection env: the joystick env under the config's profile, episodes of ``episode_s``."""
+        return gym.make(ENV_ID, **self.cfg.resolved_profile().env_kwargs(), scenario=self._scenario([]),
+                        time_limit_s=self.cfg.episode_s)  # fmt: skip
+
     def _scenario(self, segments: list[dict]) -> dict:
         js = [{k: s[k] for k in ("t", "vx", "vy", "yaw_rate")} for s in segments]
         return {"name": "bm-collect", "env": ENV_ID, "time_limit_s": self.cfg.episode_s,
                 "start": {"yaw": 0.0, "yaw_noise": float(np.pi)}, "joystick": js}  # fmt: skip
 
-    def _contact(self) -> np.ndarray:
-        d = self.base.data
+    def _contact(self, base=None) -> np.ndarray:
+        base = self.base if base is None else base
+        d = base.data
         g = d.contact.geom[: d.ncon]
         on_floor = (g == self.floor).any(axis=1)
-        bodies = self.base.model.geom_bodyid[g]
+        bodies = base.model.geom_bodyid[g]
         return np.array([bool(np.any(on_floor & (bodies == b).any(axis=1))) for b in self.feet])
 
     def run(self, episode: int) -> dict:
@@ -156,7 +208,7 @@ class EpisodeRunner:
         segments = sample_schedule(cfg.commands, cfg.episode_s, cmd_rng)
         self.base.scenario = parse_scenario(self._scenario(segments))
         noise = OUNoise(g1.NUM_JOINTS, cfg.ou_theta, cfg.ou_sigma, g1.CONTROL_DT, noise_rng)
-        obs, info = self.env.reset(seed=env_seed)
+        obs, info = self.env.reset(seed=env_seed, options=start_options(cfg, episode))
         self.expert.reset()
         friction = float(info.get("randomization", {}).get("friction", np.nan))
         n = self.base.max_steps
@@ -198,7 +250,14 @@ def _runner(config: dict) -> EpisodeRunner:
     global _RUNNER, _RUNNER_KEY
     key = json.dumps(config, sort_keys=True)
     if _RUNNER is None or _RUNNER_KEY != key:
-        _RUNNER, _RUNNER_KEY = EpisodeRunner(CollectConfig.from_dict(config)), key
+        cfg = CollectConfig.from_dict(config)
+        if cfg.takeover is not None:
+            from bm_planner.data.takeover import TakeoverRunner
+
+            _RUNNER = TakeoverRunner(cfg)
+        else:
+            _RUNNER = EpisodeRunner(cfg)
+        _RUNNER_KEY = key
     return _RUNNER
 
 
@@ -224,7 +283,10 @@ def collect_shard(config: dict, shard_index: int) -> tuple[int, dict[str, np.nda
     runner = _runner(config)
     t0 = time.perf_counter()
     E = runner.cfg.episodes_per_shard
-    episodes = [runner.run(shard_index * E + i) for i in range(E)]
+    episodes = []
+    for i in range(E):  # an expert episode, or the take-over branches of one planner episode
+        ep = runner.run(shard_index * E + i)
+        episodes.extend(ep if isinstance(ep, list) else [ep])
     s_stats, a_stats = RunningStats.empty(runner.rep.dim), RunningStats.empty(g1.NUM_JOINTS)
     for ep in episodes:
         s, a = episode_window_stats(runner.rep, ep)

@@ -76,6 +76,10 @@ EPISODE_KEYS = {
     "episode_index": np.int64, "episode_seed": np.uint64, "length": np.int64, "fell": np.bool_,
     "action_delay_ms": np.float32, "friction": np.float32, "pushes": np.int32,
 }  # fmt: skip
+#: Per-episode arrays present only in some data sets: expert take-over branches (``bm_planner.data.takeover``):
+#: the planner step of the take-over, ‖a_planner − a_expert‖ there, whether / after how many steps the planner fell.
+OPTIONAL_EPISODE_KEYS = {"takeover_step": np.int64, "takeover_gap": np.float32, "planner_fell": np.bool_,
+                         "planner_length": np.int64}  # fmt: skip
 SHARD_KEYS = ("offsets", "shard_index", "schema_version", "config_hash", "checksum")
 STATS_KEYS = tuple(f"stats_{p}_{s}" for p in ("states", "actions") for s in ("count", "mean", "m2"))
 
@@ -101,8 +105,13 @@ def config_hash(config: dict) -> np.ndarray:
 def pack_shard(index: int, episodes: list[dict], s_stats: RunningStats, a_stats: RunningStats, config: dict) -> dict:
     """Shard arrays (without checksum) from episodes as returned by ``EpisodeRunner.run``."""
     out = {k: np.concatenate([ep[k] for ep in episodes]).astype(dt) for k, (_, dt) in STEP_KEYS.items()}
+    if not episodes:
+        raise ValueError(f"shard {index}: no episodes to pack")
     for k, dt in EPISODE_KEYS.items():
         out[k] = np.array([ep["meta"][k] for ep in episodes], dtype=dt)
+    for k, dt in OPTIONAL_EPISODE_KEYS.items():
+        if all(k in ep["meta"] for ep in episodes):
+            out[k] = np.array([ep["meta"][k] for ep in episodes], dtype=dt)
     out["offsets"] = np.concatenate([[0], np.cumsum([len(ep["valid"]) for ep in episodes])]).astype(np.int64)
     out["shard_index"] = np.array(index, dtype=np.int64)
     out["schema_version"] = np.array(SCHEMA_VERSION, dtype=np.int64)
@@ -182,7 +191,7 @@ def split_episodes(arrays: dict) -> list[dict]:
     eps = []
     for e in range(len(off) - 1):
         ep = {k: arrays[k][off[e] : off[e + 1]] for k in STEP_KEYS if k in arrays}
-        ep["meta"] = {k: arrays[k][e].item() for k in EPISODE_KEYS if k in arrays}
+        ep["meta"] = {k: arrays[k][e].item() for k in (*EPISODE_KEYS, *OPTIONAL_EPISODE_KEYS) if k in arrays}
         eps.append(ep)
     return eps
 

@@ -30,7 +30,9 @@ from bm_planner.training.distributed import cleanup_distributed, process_device
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bm-train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="small", help="preset name (small/base/large) or YAML file")
-    p.add_argument("--data", required=True, help="dataset root directory (bm-collect output)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="data set folder(s) (bm-collect output); several are trained on together (e.g. expert "
+                        "rollouts + expert take-overs from planner states), normalized like the first")  # fmt: skip
     p.add_argument("--out", required=True, help="run directory (checkpoints, TensorBoard, metrics.jsonl)")
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides train.total_steps)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--init-from", help="checkpoint or run directory whose EMA weights initialize the model "
                    "(fine-tuning; same architecture; fresh optimizer, schedule and normalizer)")
+    p.add_argument("--init-normalizer", action="store_true",
+                   help="with --init-from: keep that checkpoint's data normalizer (the weights were trained "
+                        "with it) instead of the new data's; give both again with --resume")  # fmt: skip
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers")
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
@@ -74,13 +79,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = resolve_config(args)
-        from bm_planner.data.dataset import TrajectoryDataset
+        from bm_planner.data.dataset import ConcatTrajectoryDataset
         from bm_planner.training.trainer import DDPMTrainer
 
         hist = config.train.history_actions
-        train_ds = TrajectoryDataset(args.data, split="train", normalize=True, mirror_prob=config.train.mirror_prob,
-                                     history_actions=hist)  # fmt: skip
-        val_ds = TrajectoryDataset(args.data, split="val", normalize=True, mirror_prob=0.0, history_actions=hist)
+        norm = None
+        if args.init_normalizer:
+            if not args.init_from:
+                raise ValueError("--init-normalizer needs --init-from")
+            from bm_planner.training.checkpoint import load_normalizer
+
+            norm = load_normalizer(load_checkpoint(Path(args.init_from), load_train_state=False))
+        train_ds = ConcatTrajectoryDataset(args.data, split="train", normalize=True, normalizer=norm,
+                                           mirror_prob=config.train.mirror_prob, history_actions=hist)  # fmt: skip
+        val_ds = ConcatTrajectoryDataset(args.data, split="val", normalize=True, mirror_prob=0.0, history_actions=hist,
+                                         normalizer=train_ds.normalizer)  # fmt: skip
         item = train_ds[0]
         dims = {"state_dim": int(item["states"].shape[-1]), "action_dim": int(item["actions"].shape[-1])}
         config = config.replace(model=dims)

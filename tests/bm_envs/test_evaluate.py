@@ -137,9 +137,10 @@ def test_table_names_overridden_randomization_ranges(tmp_path, capsys):
     from bm_envs.eval_report import table_main
 
     argv = ["--suite", "walk-perturb", "--trials", "1", "--workers", "1", "--time-limit-s", "0.5", "--no-progress",
-            "--randomization", '{"friction": [0.5, 1.25]}', "--latency-ms", "0", "20", "--out", str(tmp_path / "m")]  # fmt: skip
+            "--profile", "paper", "--randomization", '{"friction": [0.5, 1.25]}', "--latency-ms", "0", "20",
+            "--out", str(tmp_path / "m")]  # fmt: skip
     assert main(argv) == 0
     capsys.readouterr()
     assert table_main([str(tmp_path / "m")]) == 0
     row = capsys.readouterr().out.splitlines()[2]
-    assert "| on (friction 0.5–1.25) | 0–20 |" in row
+    assert "| paper + friction 0.5–1.25, latency 0–20 ms | 0–20 |" in row

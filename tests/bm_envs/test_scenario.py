@@ -178,6 +178,7 @@ def test_shipped_scenarios_load_by_name_and_back_the_eval_suites():
         sc = load_scenario(name)
         assert sc.name == json.loads(path.read_text())["name"]
     expect = {"walk-perturb": "BM-G1-Joystick-v0", "joystick-4dir": "BM-G1-Joystick-v0",
+              "joystick-8dir": "BM-G1-Joystick-v0",
               "waypoint": "BM-G1-Waypoint-v0", "obstacle-forest": "BM-G1-Obstacle-v0",
               "joystick-random": "BM-G1-Joystick-v0"}  # fmt: skip
     assert set(SUITES) == set(expect)
@@ -186,3 +187,56 @@ def test_shipped_scenarios_load_by_name_and_back_the_eval_suites():
     assert load_scenario("walk-perturb").push_interval_s == (1.0, 1.0)
     with pytest.raises(ScenarioError, match="not found"):
         load_scenario("no-such-scenario")
+
+
+def _wall_scene(start_xy, yaw=0.0, waypoint=(4.0, 0.0)):
+    """A 3 m long, 0.2 m thick wall along x at y = 0 (centre x = 1.5), a start and one goal."""
+    return {"name": "corridor", "env": "BM-G1-Obstacle-v0", "time_limit_s": 10.0, "start": {"xy": list(start_xy)},
+            "waypoints": [list(waypoint)],
+            "obstacles": [{"type": "box", "pos": [1.5, 0.0], "half_size": [1.5, 0.1, 0.5], "yaw": yaw}]}  # fmt: skip
+
+
+def test_start_beside_a_wall_is_accepted_by_exact_distance():
+    # 0.65 m beside the wall's centre line (0.55 m from its face): inside the wall's bounding circle (r 1.5 m), clear
+    sc = parse_scenario(_wall_scene((1.5, 0.65), waypoint=(4.0, 0.65)))
+    assert sc.obstacles[0].radius_xy > 0.65
+    assert float(sc.obstacles[0].column_distance(np.array([1.5, 0.65]))) == pytest.approx(0.55)
+    env = gym.make("BM-G1-Obstacle-v0", scenario=sc)  # and the env runs it
+    env.reset(seed=0)
+    env.close()
+
+
+@pytest.mark.parametrize("start, what", [((1.5, 0.0), "inside"), ((2.9, 0.2), "0.10 m from it"),
+                                         ((0.0, 0.3), "0.20 m from it")])  # fmt: skip
+def test_start_in_or_against_a_box_is_refused(start, what):
+    with pytest.raises(ScenarioError, match="obstacles\\[0\\]: the start pose is in collision") as e:
+        parse_scenario(_wall_scene(start))
+    if what != "inside":
+        assert what in str(e.value)
+
+
+def test_goal_inside_a_rotated_box_is_refused_and_overhead_sphere_is_not_in_the_way():
+    with pytest.raises(ScenarioError, match="waypoints\\[0\\]: goal lies inside obstacles\\[0\\]"):
+        parse_scenario(_wall_scene((0.0, 1.0), yaw=np.pi / 2, waypoint=(1.5, 1.2)))  # wall now along y
+    overhead = {**_wall_scene((0.0, 1.0)), "obstacles": [{"type": "sphere", "pos": [0.0, 1.0, 2.0], "radius": 0.3}]}
+    parse_scenario(overhead)  # a sphere 0.35 m above the robot's 1.35 m column: not in collision
+    low = {**_wall_scene((0.0, 1.0)), "obstacles": [{"type": "sphere", "pos": [0.0, 1.4, 0.9], "radius": 0.3}]}
+    with pytest.raises(ScenarioError, match="start pose is in collision"):
+        parse_scenario(low)
+
+
+def test_exact_distance_matches_the_planner_sdf():
+    """The scenario's numpy footprint distance agrees with the guidance's torch SDF at the obstacle's mid height."""
+    import torch
+
+    from bm_planner.guidance.sdf import SignedDistanceField
+
+    sc = parse_scenario(copy.deepcopy(VALID))
+    rng = np.random.default_rng(0)
+    for o in sc.obstacles:
+        if o.type == "sphere":
+            continue
+        xy = rng.uniform(-3, 5, (200, 2))
+        field = SignedDistanceField.from_obstacles([o], dtype=torch.float64)
+        pts = torch.as_tensor(np.c_[xy, np.full(200, o.pos[2])])
+        np.testing.assert_allclose(o.footprint_distance(xy), field(pts).numpy(), atol=1e-9)
