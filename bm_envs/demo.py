@@ -25,6 +25,7 @@ import bm_envs  # noqa: E402,F401
 from bm_envs.command_laws import PurePursuit  # noqa: E402
 from bm_envs.experts import ExpertPolicy  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
+from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES, resolve_profile  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,20 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="planner checkpoint or run directory (default: the shipped one)")
     p.add_argument("--backend", default="onnx", choices=["torch", "onnx"], help="planner denoiser backend")
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
-    p.add_argument("--randomize", action="store_true", help="domain randomization + pushes")
-    p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"))
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                   help="randomization + action latency profile (default expert: the Stage-1 expert's training "
+                        "ranges; paper: BeyondMimic's Stage-1 ranges + 0-100 ms; off)")  # fmt: skip
+    p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="action latency range (ms), replacing the profile's")
     p.add_argument("--fps", type=int, default=25, help="video frame rate (sim time is real time)")
     p.add_argument("--no-video", action="store_true")
     args = p.parse_args(argv)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    profile = resolve_profile(args.profile, latency_ms=tuple(args.latency_ms) if args.latency_ms else None)
     env = gym.make(
         "BM-G1-Waypoint-v0",
         scenario=args.scenario,
         render_mode=None if args.no_video else "rgb_array",
-        randomize=args.randomize,
-        latency_ms=tuple(args.latency_ms) if args.latency_ms else None,
+        **profile.env_kwargs(),
     )
     if args.policy == "planner":
         import torch
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "env": "BM-G1-Waypoint-v0",
         "scenario": env.unwrapped.scenario.name,
         "policy": name,
+        "profile": profile.to_dict(),
         "wall_time_s": wall,
         **outcome,
     }

@@ -40,6 +40,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,8 +150,8 @@ class EvalConfig:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg: EvalConfig) -> None:
-    """Build this process's env and policy (one of each per process)."""
+def _init_worker(cfg: EvalConfig, policy=None) -> None:
+    """Build this process's env and policy (one of each per process; ``policy`` if already built)."""
     import gymnasium as gym
 
     import bm_envs  # noqa: F401
@@ -163,7 +164,7 @@ def _init_worker(cfg: EvalConfig) -> None:
         kwargs["time_limit_s"] = cfg.time_limit_s
     if cfg.video_trial is not None:
         kwargs["render_mode"] = "rgb_array"  # the renderer is created only when a frame is requested
-    _WORKER.update(env=gym.make(env_id, **kwargs), policy=make_policy(cfg), cfg=cfg)
+    _WORKER.update(env=gym.make(env_id, **kwargs), policy=policy if policy is not None else make_policy(cfg), cfg=cfg)
 
 
 def make_policy(cfg: EvalConfig):
@@ -241,12 +242,15 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
     name, env_id = cfg.name, cfg.env_id  # validates the scenario file before any worker starts
+    # load (and for ONNX, export) the policy once here: a bad one fails now with one error, not in every worker,
+    # and before the output folder exists
+    policy = make_policy(cfg)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.trials, desc=name, disable=not progress, unit="trial")
     rows = []
     if cfg.workers == 1:
-        _init_worker(cfg)
+        _init_worker(cfg, policy)
         try:
             for i in range(cfg.trials):
                 rows.append(_run_trial(i))
@@ -341,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     if not args.out:
         cfg = EvalConfig(**{**asdict(cfg), "out": str(Path("outputs/eval") / name)})
-    result = evaluate(cfg, progress=not args.no_progress)
+    try:
+        result = evaluate(cfg, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # a bad checkpoint, agent setting, ...: one line
+        print(f"bm-eval: error: {e}", file=sys.stderr)
+        return 2
     print(markdown_summary(result["suite"], cfg, result["summary"]))
     print(f"wrote {Path(cfg.out) / 'eval.json'}")
     return 0

@@ -36,7 +36,7 @@ from bm_envs import g1_constants as g1
 from bm_envs.command_laws import PurePursuit
 from bm_planner.data.state import StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
-from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost
+from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost, WholeBodyJoystickCost
 from bm_planner.guidance.rolling import RollingGuidanceInference
 from bm_planner.guidance.sdf import SignedDistanceField
 
@@ -55,7 +55,9 @@ class AgentConfig:
     a command-conditioned model, condition each plan on the task's velocity command (:meth:`DiffusionAgent.task_command`;
     ``False`` plans with the "no command" embedding); ``command_guidance``: classifier-free guidance weight on that
     command (:class:`~bm_planner.guidance.classifier_free.CommandGuidedDenoiser`; 1 = plain conditioning; every
-    backend); ``settle_steps``: after a reset, hold the default pose (action
+    backend); ``whole_body_weight``: joystick tasks add this weight times
+    :class:`~bm_planner.guidance.costs.WholeBodyJoystickCost` (every tracked body on the path the command implies)
+    to the root :class:`JoystickCost`; ``settle_steps``: after a reset, hold the default pose (action
     0) for this many control steps before the first plan, so the planner's history holds real frames (the data never
     shows the padded, motionless history of the very first step)."""
 
@@ -75,6 +77,7 @@ class AgentConfig:
     use_command: bool = True
     command_guidance: float = 1.0
     settle_steps: int = 0
+    whole_body_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> AgentConfig:
@@ -98,6 +101,8 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.ood_threshold must be > 0, got {self.ood_threshold=}")
         if not (math.isfinite(self.command_guidance) and self.command_guidance >= 0):
             raise ValueError(f"AgentConfig.command_guidance must be finite and >= 0, got {self.command_guidance=}")
+        if not (math.isfinite(self.whole_body_weight) and self.whole_body_weight >= 0):
+            raise ValueError(f"AgentConfig.whole_body_weight must be finite and >= 0, got {self.whole_body_weight=}")
         if not 0 <= self.settle_steps <= 500:
             raise ValueError(f"AgentConfig.settle_steps must be in [0, 500], got {self.settle_steps=}")
 
@@ -244,6 +249,9 @@ class DiffusionAgent:
         if "command" in obs:
             c = np.asarray(obs["command"], dtype=np.float64)
             cost = JoystickCost(c[:2], yaw_rate=float(c[2]))
+            if self.config.whole_body_weight > 0:
+                wb = WholeBodyJoystickCost.from_obs(obs, c, self.rep.body_ids, self.model.config.horizon)
+                cost = cost + self.config.whole_body_weight * wb
         elif "waypoints_w" in obs:
             wp = np.asarray(obs["waypoints_w"], dtype=np.float64)
             remaining = wp[wp[:, 2] > 0, :2]

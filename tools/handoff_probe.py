@@ -28,12 +28,12 @@ from bm_planner.agent import DiffusionAgent
 
 
 def probe(checkpoint: str, agent: dict, seed: int, command=(0.5, 0.0, 0.0), warmup_s: float = 1.0,
-          duration_s: float = 10.0, randomize: bool = False) -> dict:  # fmt: skip
+          duration_s: float = 10.0, profile: str = "off", backend: str = "torch") -> dict:  # fmt: skip
     scenario = {"name": "handoff", "env": "BM-G1-Joystick-v0", "time_limit_s": duration_s,
                 "start": {"xy": [0.0, 0.0], "yaw": 0.0, "xy_noise": 0.1, "yaw_noise": 0.5},
                 "joystick": [{"t": 0.0, "vx": command[0], "vy": command[1], "yaw_rate": command[2]}]}  # fmt: skip
-    env = gym.make("BM-G1-Joystick-v0", scenario=scenario, randomize=randomize)
-    pol = DiffusionAgent.from_pretrained(checkpoint, {"seed": seed, **agent})
+    env = gym.make("BM-G1-Joystick-v0", scenario=scenario, randomize=profile)
+    pol = DiffusionAgent.from_pretrained(checkpoint, {"seed": seed, **agent}, backend=backend)
     expert = LocomotionExpert("fastsac")
     expert.reset()
     obs, _ = env.reset(seed=seed)
@@ -70,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", type=float, nargs=3, default=(0.5, 0.0, 0.0), metavar=("VX", "VY", "YAW_RATE"))
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--duration-s", type=float, default=10.0)
-    p.add_argument("--randomize", action="store_true", help="domain randomization and pushes on")
+    p.add_argument("--profile", default="off", help="randomization + latency profile (expert, paper, off)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [probe(a.checkpoint, json.loads(a.agent), s, tuple(a.command), a.warmup_s, a.duration_s, a.randomize)
+    rows = [probe(a.checkpoint, json.loads(a.agent), s, tuple(a.command), a.warmup_s, a.duration_s, a.profile,
+                  a.backend)
             for s in range(a.seeds)]  # fmt: skip
     summary = {"fell": sum(r["fell"] for r in rows), "seeds": len(rows),
                "mean_planner_vx": float(np.nanmean([r["planner_vx"] for r in rows])),

@@ -33,6 +33,8 @@ def gather(root: Path) -> dict:
     m = storage.load_manifest(root)
     steps = {"command": [], "command_kind": [], "valid": [], "vel_b": [], "yaw_rate": []}
     eps = {k: [] for k in ("length", "fell", "action_delay_ms", "friction", "pushes")}
+    takeover = {k: [] for k in storage.OPTIONAL_EPISODE_KEYS}
+    transitions: dict[tuple[str, str], int] = {}
     skipped = {}
     for s in m["shards"]:
         try:
@@ -48,8 +50,18 @@ def gather(root: Path) -> dict:
         steps["yaw_rate"].append(a["root_ang_vel_w"][:, 2])
         for k, acc in eps.items():
             acc.append(a[k])
+        for k, acc in takeover.items():
+            if k in a:
+                acc.append(a[k])
+        off = a["offsets"]
+        for e in range(len(off) - 1):  # command-kind changes inside each episode (e.g. stand -> turn: a start)
+            kind = a["command_kind"][off[e] : off[e + 1]]
+            for i in np.flatnonzero(np.diff(kind.astype(int)) != 0):
+                key = (KINDS[int(kind[i])], KINDS[int(kind[i + 1])])
+                transitions[key] = transitions.get(key, 0) + 1
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in {**steps, **eps}.items()}
-    return {"manifest": m, "skipped": skipped, **cat}
+    tk = {k: np.concatenate(v) for k, v in takeover.items() if v}
+    return {"manifest": m, "skipped": skipped, "transitions": transitions, "takeover": tk, **cat}
 
 
 def _plot_commands(d: dict, path: Path) -> None:
@@ -113,6 +125,15 @@ def _plot_stats(mean, std, labels_at: dict, title: str, path: Path, xlabels=None
     plt.close(fig)
 
 
+def _profile_label(cfg: dict) -> str:
+    from bm_planner.data.rollout import CollectConfig
+
+    try:
+        return CollectConfig.from_dict(cfg).resolved_profile().label
+    except (TypeError, ValueError) as e:
+        return f"unknown ({e})"
+
+
 def write_card(root: Path, out: Path) -> dict:
     """Compute the card of data set ``root`` into folder ``out``; returns its numbers."""
     d = gather(root)
@@ -138,8 +159,23 @@ def write_card(root: Path, out: Path) -> dict:
     nums = {"hours": c["hours"], "valid_hours": c["valid_hours"], "episodes": len(d["length"]),
             "falls": int(d["fell"].sum()), "fall_rate": float(d["fell"].mean()) if len(d["fell"]) else float("nan"),
             "windows": c["windows"], "kinds": dict(zip(KINDS, kinds.round(4).tolist())),
-            "mean_abs_vel_error": err.round(4).tolist(), "skipped": d["skipped"]}  # fmt: skip
+            "mean_abs_vel_error": err.round(4).tolist(), "skipped": d["skipped"],
+            "transitions": {f"{a} -> {b}": n for (a, b), n in sorted(d["transitions"].items(), key=lambda x: -x[1])},
+            }  # fmt: skip
     cfg = m["config"]
+    profile = _profile_label(cfg)
+    nums["profile"] = profile
+    tk = d["takeover"]
+    if tk:
+        planner_eps = {}
+        for step, length, fell in zip(tk["takeover_step"], tk["planner_length"], tk["planner_fell"]):
+            planner_eps.setdefault(int(length), bool(fell))
+        nums["takeover"] = {"takeovers": int(len(tk["takeover_step"])),
+                            "expert_fall_rate_after_takeover": float(d["fell"].mean()),
+                            "takeover_gap_mean": float(np.nanmean(tk["takeover_gap"])),
+                            "planner_fall_rate": float(np.mean(tk["planner_fell"]))}  # fmt: skip
+    start_rows = [f"| {k} | {n} |" for k, n in nums["transitions"].items() if k.startswith("stand ->")]
+    other_rows = [f"| {k} | {n} |" for k, n in list(nums["transitions"].items())[:12] if not k.startswith("stand ->")]
     lines = [
         f"# Data set card: `{root.name}`", "",
         (f"Made by `bm-collect` (schema {m['schema_version']}); env `{m['env']}`; expert `{cfg['expert']}`; "
@@ -152,14 +188,24 @@ def write_card(root: Path, out: Path) -> dict:
         f"| state dim / bodies | {m['state']['dim']} / {len(m['state']['bodies'])} |",
         (f"| episode length, latency, OU noise | {cfg['episode_s']} s, {cfg['latency_ms']} ms, "
          f"θ {cfg['ou_theta']} σ {cfg['ou_sigma']} |"),
-        f"| domain randomization + pushes | {cfg['randomize']} |",
+        f"| randomization + latency profile | {profile} |",
         f"| mean abs. velocity error vs command (vx, vy, yaw rate) | {nums['mean_abs_vel_error']} |",
         "", "## Command coverage", "", "![commands](commands.png)", "",
         "| kind | share of usable steps |", "|---|---|", *[f"| {k} | {100 * f:.1f} % |" for k, f in zip(KINDS, kinds)],
+        "", "Command changes inside episodes: starts from a standstill, and the most frequent other changes:", "",
+        "| change | count |", "|---|---|", *start_rows, *other_rows,
         "", "## Falls", "", "![falls](falls.png)", "", "| latency (ms) | episodes | fall rate |", "|---|---|---|",
         *[f"| {r[0]} | {r[1]} | {r[2]:.2f} |" for r in rows],
         "", "## Per-dimension statistics", "", "![states](state_stats.png)", "", "![actions](action_stats.png)", "",
     ]  # fmt: skip
+    if tk:
+        t = nums["takeover"]
+        lines += ["## Expert take-overs from planner states", "",
+                  f"{t['takeovers']} take-overs of `{cfg['takeover']['policy']}` (every {cfg['takeover']['every_s']} s, "
+                  f"the expert continuing {cfg['takeover']['continue_s']} s, phase `{cfg['takeover']['phase']}`); "
+                  f"the expert fell after {100 * t['expert_fall_rate_after_takeover']:.1f} % of them (those branches "
+                  f"are not trained on); mean ‖a_planner − a_expert‖ at take-over {t['takeover_gap_mean']:.3f}; "
+                  f"{100 * t['planner_fall_rate']:.0f} % of the take-overs come from planner episodes that fell.", ""]  # fmt: skip
     if d["skipped"]:
         lines += ["## Skipped shards", "", *[f"- `{k}`: {v}" for k, v in d["skipped"].items()], ""]
     (out / "card.md").write_text("\n".join(lines))
