@@ -65,3 +65,33 @@ def test_expert_is_nearly_mirror_symmetric(walk):
     err = expert_mirror_error(pol.expert, proprio[::3], cmd[::3], np.random.default_rng(0))
     print("expert mirror", err)
     assert err["rel_err"] < 0.15
+
+
+def test_a_left_turn_window_mirrors_to_a_right_turn(tmp_path):
+    """Mirror augmentation flips the command's vy and yaw rate together with the motion: a window of the expert
+    turning left (ω > 0) becomes one of a right turn whose planned heading decreases at the same rate."""
+    from bm_planner.data.collector import MotionDataCollector
+    from bm_planner.data.commands import CommandConfig
+    from bm_planner.data.dataset import TrajectoryDataset
+    from bm_planner.data.rollout import CollectConfig
+
+    cmds = CommandConfig(segment_s=(3.0, 3.0), probs={"turn": 1.0}, turn_yaw_rate=(0.6, 0.8))
+    cfg = CollectConfig(seed=2, episode_s=3.0, episodes_per_shard=2, commands=cmds, profile="off")
+    MotionDataCollector(tmp_path, cfg, workers=0, progress=False).run(episodes=6)
+    plain = TrajectoryDataset(tmp_path, split="train", normalize=False, mirror_prob=0.0, val_fraction=0.0)
+    mirrored = TrajectoryDataset(tmp_path, split="train", normalize=False, mirror_prob=1.0, val_fraction=0.0)
+    rep = plain.rep
+    left = [i for i in range(len(plain)) if float(plain[i]["command"][2]) > 0.5]
+    assert left, "expected a left-turn episode"
+    i = left[len(left) // 2]
+    a, b = plain[i], mirrored[i]
+    assert np.allclose(b["command"].numpy(), a["command"].numpy() * np.array([1, -1, -1]))
+
+    def heading(states):
+        tr = rep.decode(states.numpy()[None].astype(np.float64), np.zeros((1, 3)), np.zeros(1), keys=["root_yaw"])
+        return np.unwrap(tr["root_yaw"][0])
+
+    ha, hb = heading(a["states"]), heading(b["states"])
+    rate_a = (ha[-1] - ha[0]) / ((len(ha) - 1) * 0.02)
+    rate_b = (hb[-1] - hb[0]) / ((len(hb) - 1) * 0.02)
+    assert rate_a > 0.2 and rate_b == pytest.approx(-rate_a, rel=1e-5, abs=1e-6)
