@@ -293,7 +293,10 @@ class G1BaseEnv(gym.Env):
 
     # ------------------------------------------------------------------ physics
     def _check_action(self, action) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float64)
+        raw = np.asarray(action)
+        if raw.dtype.kind not in "fiu":  # complex (the imaginary part would be dropped), strings, objects, bools
+            raise ValueError(f"action must be a real numeric array, got dtype {raw.dtype}")
+        a = raw.astype(np.float64)
         if a.shape != (g1.NUM_JOINTS,):
             raise ValueError(f"action must have shape ({g1.NUM_JOINTS},), got {a.shape}")
         if not np.isfinite(a).all():

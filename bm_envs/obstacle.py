@@ -40,7 +40,7 @@ class G1ObstacleEnv(G1WaypointEnv):
         "random_obstacles": {"count": 4, "region": [[1.5, -2.5], [5.5, 2.5]], "types": ["cylinder", "box"],
                              "radius": [0.15, 0.3]},
     }  # fmt: skip
-    scenario_envs = ("BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")  # a Waypoint scenario = no obstacles
+    scenario_envs = ("BM-G1-Obstacle-v0",)
     reward_weights = {**G1WaypointEnv.reward_weights, "collision": 5.0}
 
     def __init__(self, *args, terminate_on_collision: bool = True, **kwargs):

@@ -331,7 +331,7 @@ def load_scenario(path: str | Path | dict | Scenario) -> Scenario:
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:
-        raise ScenarioError(f"scenario file not found: {p}") from None
+        raise ScenarioError(f"scenario file not found: {p} (built-in scenarios: {sorted(builtin_scenarios())})") from None
     except json.JSONDecodeError as e:
         raise ScenarioError(f"{p}: malformed JSON: {e}") from None
     return parse_scenario(data, source=p.name)

@@ -18,8 +18,11 @@ from bm_envs import g1_constants as g1
         (np.zeros(28), r"shape \(29,\)"),
         (np.zeros((1, 29)), r"shape \(29,\)"),
         (0.0, r"shape \(29,\)"),
+        (np.zeros(29) + 1j, "real numeric array, got dtype complex128"),
+        (["0.1"] * 29, "real numeric array, got dtype <U3"),
+        (np.zeros(29, dtype=object), "real numeric array, got dtype object"),
     ],
-    ids=["nan", "inf", "-inf", "short", "batched", "scalar"],
+    ids=["nan", "inf", "-inf", "short", "batched", "scalar", "complex", "strings", "objects"],
 )
 def test_bad_action_raises(joystick_env, action, match):
     joystick_env.reset(seed=0)
@@ -65,7 +68,8 @@ def test_out_of_range_action_is_clipped(joystick_env):
         ({"randomize": {"joint_damping": (-0.1, 0.0)}}, "joint_damping"),
         ({"randomize": {"friction": 0.5}}, "friction"),
         ({"randomize": {"gravity": (0.9, 1.1)}}, "gravity"),
-        ({"randomize": "yes"}, "randomize"),
+        ({"randomize": "yes"}, "unknown randomization profile .yes.; known: \\[.expert., .off., .paper.\\]"),
+        ({"randomize": 3}, "randomize"),
         ({"obs_noise": {"imu_bias": 0.1}}, "imu_bias"),
         ({"obs_noise": {"joint_vel": -1.0}}, "joint_vel"),
         ({"obs_noise": {"joint_vel": float("nan")}}, "joint_vel"),
@@ -85,3 +89,12 @@ def test_unknown_task_raises():
 
     with pytest.raises(ValueError, match="unknown task 'parkour'"):
         make_g1_env("parkour")
+
+
+def test_unknown_or_bad_reset_options_raise(joystick_env):
+    with pytest.raises(ValueError, match="unknown reset option\\(s\\) \\['start_fram'\\]; known"):
+        joystick_env.reset(seed=0, options={"start_fram": 3})
+    with pytest.raises(ValueError, match="'joint_offset' must be a finite \\(29,\\) array"):
+        joystick_env.reset(seed=0, options={"joint_offset": np.zeros(3)})
+    obs, _ = joystick_env.reset(seed=0, options={"joint_offset": np.full(29, 0.05), "root_lin_vel": [0.3, 0, 0]})
+    assert obs["root_lin_vel_w"][0] == pytest.approx(0.3)

@@ -147,17 +147,22 @@ def test_bad_scenario_file(tmp_path):
 @pytest.mark.parametrize(
     "env_id, scenario_env",
     [("BM-G1-Waypoint-v0", "BM-G1-Joystick-v0"), ("BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0"),
-     ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0")],
+     ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0"), ("BM-G1-Obstacle-v0", "BM-G1-Waypoint-v0")],
 )  # fmt: skip
 def test_scenario_for_another_env_is_rejected(env_id, scenario_env):
-    """A scenario must match its env (an Obstacle env may run a Waypoint scenario: no obstacles)."""
+    """A scenario must match its env, every env alike (an Obstacle scenario may list no obstacles)."""
     sc = {"name": "x", "env": scenario_env, "time_limit_s": 5.0}
     if scenario_env != "BM-G1-Joystick-v0":
         sc["waypoints"] = [[2.0, 0.0]]
     with pytest.raises(ScenarioError, match="env"):
         gym.make(env_id, scenario=sc)
-    wp = {"name": "x", "env": "BM-G1-Waypoint-v0", "time_limit_s": 5.0, "waypoints": [[2.0, 0.0]]}
-    gym.make("BM-G1-Obstacle-v0", scenario=wp).reset(seed=0)
+    empty = {"name": "x", "env": "BM-G1-Obstacle-v0", "time_limit_s": 5.0, "waypoints": [[2.0, 0.0]]}
+    gym.make("BM-G1-Obstacle-v0", scenario=empty).reset(seed=0)
+
+
+def test_misspelled_scenario_name_lists_the_built_in_ones():
+    with pytest.raises(ScenarioError, match="built-in scenarios: .*'walk-perturb'"):
+        gym.make("BM-G1-Joystick-v0", scenario="walk-perturbb")
 
 
 def test_too_many_obstacles_is_rejected():
