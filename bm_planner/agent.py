@@ -143,7 +143,25 @@ def _check_obs(obs) -> dict:
     if np.asarray(obs["root_pos_w"]).shape != (3,):
         raise ValueError(f"predict() takes one unbatched observation; obs['root_pos_w'] has shape "
                          f"{np.shape(obs['root_pos_w'])}")  # fmt: skip
+    # task keys: a goal-directed observation must carry all of its keys, each well shaped (a missing or mis-shaped
+    # one would silently plan unguided, or with a wrong command)
+    if any(k in obs for k in ("goal_b", "waypoints_w", "goal_index")):
+        for k in ("goal_b", "waypoints_w"):
+            if k not in obs:
+                raise ValueError(f"a waypoint observation needs {k!r} (has {sorted(obs)})")
+    for k, want in TASK_SHAPES.items():
+        if k in obs:
+            v = np.asarray(obs[k])
+            if v.ndim != len(want) or any(w is not None and n != w for n, w in zip(v.shape, want)):
+                raise ValueError(f"obs[{k!r}] must have shape {tuple('M' if w is None else w for w in want)}, got "
+                                 f"{v.shape}")  # fmt: skip
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"obs[{k!r}] contains NaN or inf")
     return obs
+
+
+#: Shapes of the task observation keys (``None``: any length).
+TASK_SHAPES = {"command": (3,), "goal_b": (2,), "waypoints_w": (None, 3), "obstacles": (None, 8)}
 
 
 class DiffusionAgent:
@@ -296,9 +314,14 @@ class DiffusionAgent:
 
     def out_of_distribution(self, hs: torch.Tensor, ha: torch.Tensor, obs: dict) -> bool:
         """Whether the normalized history ``hs`` (1, N+1, D) / ``ha`` (1, N, A) leaves the training range
-        (|z| > ``ood_threshold``) or the pelvis is below the fall height; records ``info["history_max_z"]``."""
+        (|z| > ``ood_threshold``), the pelvis is below the fall height, or the root quaternion is not a unit one
+        (``info["bad_quaternion"]``); records ``info["history_max_z"]``."""
         z = float(torch.cat([hs.abs().flatten(), ha.abs().flatten()]).max())
         self.info["history_max_z"] = z
+        q_norm = float(np.linalg.norm(np.asarray(obs["root_quat_w"], dtype=np.float64)))
+        if abs(q_norm - 1.0) > 0.05:  # not a rotation (e.g. all zeros): the state estimate cannot be trusted
+            self.info["bad_quaternion"] = True
+            return True
         return z > self.config.ood_threshold or float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT
 
     def guidance_config(self) -> GuidanceConfig:

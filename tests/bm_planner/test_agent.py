@@ -267,3 +267,32 @@ def test_classifier_free_command_guidance():
                                            backend=b).predict(obs)[0] for b in ("torch", "onnx")]  # fmt: skip
     np.testing.assert_allclose(acts[0], acts[1], atol=1e-3)
     env.close()
+
+
+def test_task_observations_must_be_whole_and_well_shaped():
+    env = gym.make("BM-G1-Waypoint-v0")
+    obs, _ = env.reset(seed=0)
+    agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1, num_steps=2))
+    for drop in ("waypoints_w", "goal_b"):
+        with pytest.raises(ValueError, match=f"a waypoint observation needs '{drop}'"):
+            agent.predict({k: v for k, v in obs.items() if k != drop})
+    with pytest.raises(ValueError, match="obs\\['goal_b'\\] must have shape \\(2,\\), got \\(5,\\)"):
+        agent.predict({**obs, "goal_b": np.zeros(5)})
+    with pytest.raises(ValueError, match="obs\\['waypoints_w'\\] must have shape \\('M', 3\\)"):
+        agent.predict({**obs, "waypoints_w": np.zeros((8, 2))})
+    with pytest.raises(ValueError, match="obs\\['command'\\] must have shape \\(3,\\)"):
+        agent.predict({**obs, "command": np.zeros(2)})
+    # no task key at all: plans unguided on purpose (an explicit cost=None, command=None agent)
+    bare = {k: v for k, v in obs.items() if k not in ("goal_b", "waypoints_w", "goal_index")}
+    action, _ = agent.predict(bare)
+    assert np.isfinite(action).all()
+    env.close()
+
+
+def test_a_zero_quaternion_is_out_of_distribution():
+    env = gym.make("BM-G1-Joystick-v0")
+    obs, _ = env.reset(seed=0)
+    agent = DiffusionAgent.from_pretrained(SHIPPED, AgentConfig(threads=1, num_steps=2))
+    action, _ = agent.predict({**obs, "root_quat_w": np.zeros(4, np.float32)})
+    assert agent.info["ood"] and agent.info["bad_quaternion"] and np.all(action == 0)
+    env.close()
