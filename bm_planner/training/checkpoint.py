@@ -202,6 +202,28 @@ def load_checkpoint(path: Path, load_train_state: bool = True, verify: bool = Tr
     )
 
 
+def load_resumable_checkpoint(run_dir: Path) -> Checkpoint:
+    """The newest intact checkpoint of a run to resume from: ``latest``, or — when it is corrupt or missing — the
+    newest ``step_*`` checkpoint that verifies, with a warning naming both (nothing already saved is lost)."""
+    import warnings
+
+    run_dir = Path(run_dir)
+    try:
+        return load_checkpoint(run_dir)
+    except CheckpointError as first:
+        root = run_dir / "checkpoints"
+        steps = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+        for cand in steps:
+            try:
+                ckpt = load_checkpoint(cand)
+            except CheckpointError:
+                continue
+            warnings.warn(f"the latest checkpoint of {run_dir} is unusable ({first}); resuming from {cand.name}, "
+                          f"the newest intact one", stacklevel=2)  # fmt: skip
+            return ckpt
+        raise
+
+
 def prune_checkpoints(ckpt_root: Path, keep_last: int, keep: tuple[str, ...] = ()) -> None:
     """Delete all but the newest ``keep_last`` ``step_*`` directories (never those named in ``keep`` or ``latest``)."""
     ckpt_root = Path(ckpt_root)

@@ -27,9 +27,28 @@ from bm_planner.training.config import RunConfig, load_run_config
 from bm_planner.training.distributed import cleanup_distributed, process_device
 
 
+#: train fields a resumed run may change from the command line (``--steps``, ``--batch-size``, ``--lr``, ...)
+RESUME_OVERRIDABLE = ("total_steps", "batch_size", "lr", "num_workers")
+
+
+def _config_diff(a: RunConfig, b: RunConfig) -> list[str]:
+    """``section.field: a → b`` for every field that differs (model dims that come from the data excluded)."""
+    da, db = a.to_dict(), b.to_dict()
+    out = []
+    for sec in ("model", "train"):
+        for k in sorted(set(da[sec]) | set(db[sec])):
+            if sec == "model" and k in ("state_dim", "action_dim"):
+                continue
+            if da[sec].get(k) != db[sec].get(k):
+                out.append(f"{sec}.{k}: {da[sec].get(k)!r} (given) vs {db[sec].get(k)!r} (saved)")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bm-train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="small", help="preset name (small/base/large) or YAML file")
+    p.add_argument("--config", default=None,
+                   help="preset name (small/base/large) or YAML file (default small; with --resume: the run's own, "
+                        "and a different one given here is an error)")  # fmt: skip
     p.add_argument("--data", required=True, nargs="+",
                    help="data set folder(s) (bm-collect output); several are trained on together (e.g. expert "
                         "rollouts + expert take-overs from planner states), normalized like the first")  # fmt: skip
@@ -55,10 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.resume:
-        saved = load_checkpoint(Path(args.out), load_train_state=False).config["run_config"]
+        import warnings
+
+        from bm_planner.training.checkpoint import load_resumable_checkpoint
+
+        with warnings.catch_warnings():  # the trainer says which checkpoint it resumes from
+            warnings.simplefilter("ignore")
+            saved = load_resumable_checkpoint(Path(args.out)).config["run_config"]
         config = RunConfig.from_dict(saved)
+        if args.config is not None:  # the same file again is fine; a different one would be silently ignored
+            asked = load_run_config(args.config)
+            diff = _config_diff(asked.replace(train={k: getattr(config.train, k) for k in RESUME_OVERRIDABLE}),
+                                config)  # fmt: skip
+            if diff:
+                raise ConfigError(f"--resume: {args.config} differs from the run's saved config in {diff}; resume "
+                                  f"without --config, or start a new --out")  # fmt: skip
     else:
-        config = load_run_config(args.config)
+        config = load_run_config(args.config or "small")
     overrides = {
         k: v
         for k, v in (

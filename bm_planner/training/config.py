@@ -97,6 +97,9 @@ class TrainConfig:
             raise ConfigError(f"need ema_min_decay <= ema_max_decay; got {self.ema_min_decay=}, {self.ema_max_decay=}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ConfigError(f"mixed_precision must be one of {MIXED_PRECISION}; got {self.mixed_precision=!r}")
+        if self.warmup_steps >= self.total_steps and self.warmup_steps > 0:
+            raise ConfigError(f"warmup_steps ({self.warmup_steps}) must be < total_steps ({self.total_steps}): the "
+                              f"learning rate would never reach its peak {self.lr:g}")  # fmt: skip
 
     @classmethod
     def preset(cls, name: str) -> TrainConfig:
@@ -144,15 +147,24 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """From ``{"preset"?: str, "model"?: {...}, "train"?: {...}}``; without a preset, the dataclass defaults."""
+        """From ``{"preset": str, "model"?: {...}, "train"?: {...}}`` (the preset's values, overridden), or, without
+        a preset, ``model`` and ``train`` sections that give every field (as a saved run's config does): a file that
+        names neither would silently train the dataclass defaults (the paper-size model)."""
         if not isinstance(data, dict):
             raise ConfigError(f"a run config must be a mapping; got {type(data).__name__}")
         unknown = sorted(set(data) - {"preset", "model", "train"})
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {unknown}; valid keys: ['model', 'preset', 'train']")
         base = cls.preset(data["preset"]) if data.get("preset") is not None else cls()
-        model = replace_checked(base.model, data.get("model") or {}, "model")
+        model = replace_checked(base.model, data.get("model") or {}, "model")  # unknown keys are reported first
         train = replace_checked(base.train, data.get("train") or {}, "train")
+        if data.get("preset") is None:
+            for name, cfg_cls in (("model", ModelConfig), ("train", TrainConfig)):
+                missing = sorted({f.name for f in dataclasses.fields(cfg_cls)} - set(data.get(name) or {}))
+                if missing:
+                    raise ConfigError(f"no 'preset:' (one of {sorted(MODEL_PRESETS)}) and the {name!r} section "
+                                      f"lacks {missing[:6]}{' …' if len(missing) > 6 else ''}: name a preset or "
+                                      f"give every field")  # fmt: skip
         return cls(model, train)
 
     def replace(self, model: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> RunConfig:

@@ -27,6 +27,7 @@ from bm_planner.training.checkpoint import (
     CheckpointError,
     atomic_write_text,
     load_checkpoint,
+    load_resumable_checkpoint,
     prune_checkpoints,
     save_checkpoint,
 )
@@ -101,8 +102,9 @@ class DDPMTrainer:
         if val_dataset is not None:
             _check_dataset(val_dataset, config, "val")
         ckpt = None
-        if resume:
-            ckpt = load_checkpoint(self.run_dir)  # raises CheckpointError before anything is written
+        if resume:  # raises CheckpointError before anything is written; falls back to the newest intact checkpoint
+            ckpt = load_resumable_checkpoint(self.run_dir)
+            log.info("resuming %s from step %s (%s)", self.run_dir, ckpt.config.get("step", "?"), ckpt.path.name)
         elif (self.ckpt_root / "latest").exists():
             raise FileExistsError(
                 f"{self.run_dir} already holds checkpoints; pass resume=True (--resume) or use a new output directory"

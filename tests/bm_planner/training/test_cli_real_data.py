@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from bm_planner.data.collector import main as collect
@@ -10,7 +11,7 @@ from bm_planner.training import load_diffusion_model, load_normalizer
 from bm_planner.training.cli import main as train
 
 
-def test_bm_train_on_collected_data_then_resume(tmp_path):
+def test_bm_train_on_collected_data_then_resume(tmp_path, capsys):
     data = tmp_path / "data"
     assert (
         collect(
@@ -35,7 +36,7 @@ def test_bm_train_on_collected_data_then_resume(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(
         "preset: small\nmodel: {width: 32, depth: 1, heads: 2}\n"
-        "train: {batch_size: 8, warmup_steps: 1, eval_every: 2, val_batches: 1, sample_batches: 1,\n"
+        "train: {batch_size: 8, warmup_steps: 0, eval_every: 2, val_batches: 1, sample_batches: 1,\n"
         "        sample_steps: 2, log_every: 1}\n"
     )
     run = tmp_path / "run"
@@ -44,6 +45,17 @@ def test_bm_train_on_collected_data_then_resume(tmp_path):
     assert train([*args, "--steps", "3", "--resume"]) == 0
     model, ckpt = load_diffusion_model(run)
     assert ckpt.step == 3 and ckpt.config["run_config"]["train"]["total_steps"] == 3
+    # --resume with a different config is an error that names the difference (not a silent ignore)
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg.read_text().replace("width: 32", "width: 48"))
+    assert train(["--config", str(other), *args[2:], "--steps", "4", "--resume"]) == 2
+    assert "model.width: 48 (given) vs 32 (saved)" in capsys.readouterr().err
+    # a corrupt latest checkpoint: --resume falls back to the newest intact one and says so
+    latest = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+    (latest / "model.safetensors").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="resuming from step_00000002, the newest intact one"):
+        assert train([*args, "--steps", "4", "--resume"]) == 0
+    assert load_diffusion_model(run)[1].step == 4
     ds = TrajectoryDataset(data, split="val")
     assert model.config.state_dim == ds.state_dim
     normalizer = load_normalizer(ckpt)

@@ -50,3 +50,27 @@ def test_cli_reports_errors_cleanly(tmp_path, capsys):
     assert main(["--config", "small", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--resume"]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["model: {width: 64}\ntrain: {total_steps: 30000}\n", "", "{}\n"],
+                         ids=["no-preset", "empty", "empty-mapping"])  # fmt: skip
+def test_a_file_without_preset_must_give_every_field(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="no 'preset:' .* name a preset or give every field"):
+        load_run_config(path)
+    # a saved run's config (every field, no preset) still loads
+    from bm_planner.training.config import RunConfig
+
+    full = RunConfig.preset("small").to_dict()
+    assert RunConfig.from_dict(full) == RunConfig.preset("small")
+
+
+def test_warmup_must_end_before_training_does(tmp_path):
+    with pytest.raises(ConfigError, match="warmup_steps \\(500\\) must be < total_steps \\(300\\)"):
+        TrainConfig(total_steps=300, warmup_steps=500)
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: small\ntrain: {total_steps: 300}\n")  # small's warm-up is 500 steps
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        load_run_config(path)
+    TrainConfig(total_steps=1, warmup_steps=0)  # no warm-up at all is fine
