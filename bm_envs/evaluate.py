@@ -1,6 +1,6 @@
 """``bm-eval-expert``: seeded trials of the Stage-1 expert (+ a command law) on an evaluation suite.
 
-Suites (the paper's protocols, ``../shared/paper-notes.md``; scenario files shipped in ``bm_envs/scenarios/``):
+Suites (the paper's protocols; scenario files shipped in ``bm_envs/scenarios/``):
 
 * ``walk-perturb`` — ``BM-G1-Joystick-v0``, 15 s at 0.5 m/s forward, a push U(0, 0.5) m/s every 1 s; success = no
   fall in 15 s (the paper's definition; the velocity error is reported beside it).
@@ -30,7 +30,7 @@ Trials run in ``--workers`` processes (one env each). Writes ``eval.json`` (conf
 and ``summary.md`` to ``--out``. Example::
 
     nice -n 10 bm-eval-expert --suite joystick-random --trials 50 --workers 2 --out outputs/eval/joystick-random
-    nice -n 10 bm-eval-expert --scenario ../shared/scenarios/forest-small.json --trials 20
+    nice -n 10 bm-eval --scenario my-forest.json --trials 20 --profile paper
 """
 
 from __future__ import annotations

@@ -1,7 +1,28 @@
-"""Scenario files: one evaluation episode family (env, start, goals, obstacles, joystick schedule, pushes).
+"""Scenario files: one evaluation episode family (env, start, goals, obstacles, joystick schedule, pushes, success).
 
-Format: ``../shared/scenarios/README.md`` (JSON; distances m, angles rad, times s). Unknown keys, wrong types
-and impossible values are rejected with a :class:`ScenarioError` naming the key.
+A scenario is a JSON object (distances m, angles rad, times s)::
+
+    {
+      "name": "forest-small",                       required, free text
+      "env": "BM-G1-Obstacle-v0",                   required: BM-G1-Joystick-v0 | BM-G1-Waypoint-v0 | BM-G1-Obstacle-v0
+      "time_limit_s": 30.0,                         required
+      "start": {"xy": [0, 0], "yaw": 0, "xy_noise": 0.1, "yaw_noise": 0.2},   uniform noise per reset
+      "waypoints": [[6.0, 0.0]],                    Waypoint/Obstacle: visited in order
+      "goal_radius_m": 0.3,                         reached = root xy within this radius
+      "obstacles": [                                Obstacle env; static, colliding with the robot
+        {"type": "cylinder", "pos": [2.0, 0.3], "radius": 0.25, "height": 1.5},
+        {"type": "box", "pos": [3.5, -0.5], "half_size": [0.3, 0.2, 0.5], "yaw": 0.4},
+        {"type": "sphere", "pos": [4.5, 0.6, 0.9], "radius": 0.3}],
+      "random_obstacles": {"count": 4, "region": [[1, -2], [5, 2]], "types": ["cylinder", "box"],
+                           "radius": [0.15, 0.35]},  drawn per reset, kept clear of the start and goals
+      "joystick": [{"t": 0.0, "vx": 0.5, "vy": 0.0, "yaw_rate": 0.0}],   Joystick: piecewise-constant commands
+      "pushes": {"interval_s": [1.0, 1.0], "lin_vel_mps": [0.0, 0.5]},   optional: planar pushes, random direction
+      "success": {"criterion": "segments"}           Joystick: "segments" (default; tolerances as keys, see
+    }                                                :mod:`bm_envs.joystick`), "no_fall" or "vel_error" (+ max_vel_error)
+
+Unknown keys, wrong types and impossible values are rejected with a :class:`ScenarioError` naming the key. The
+start pose and the goals are checked against each obstacle by exact distance (:meth:`Obstacle.column_distance`):
+a start closer than 0.25 m to an obstacle, or a goal inside one, is refused.
 """
 
 from __future__ import annotations

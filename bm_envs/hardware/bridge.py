@@ -9,7 +9,7 @@ seed), then, paced to the wall clock:
   (the actuators' gain/bias parameters are set from the command); ``mode = 0`` motors produce no torque;
   commands with a bad CRC or non-finite values are dropped and counted, like the robot does;
 * publishes ``LowState_`` at ``state_rate_hz`` (default 250 Hz; the robot runs 500 Hz, which saturates Python on
-  two cores — see ``../shared/unitree-sdk-notes.md``) with ``tick`` = wall-clock ms since start, the pelvis IMU (quaternion
+  two cores) with ``tick`` = wall-clock ms since start, the pelvis IMU (quaternion
   wxyz, gyro, accelerometer) and joint q, q̇, τ;
 * publishes the ground-truth pelvis pose/velocity as ``nav_msgs/Odometry_`` (``--odom-topic``) at
   ``odom_rate_hz``, standing in for motion capture (:class:`bm_envs.hardware.estimator.OdometryTopicSource`).

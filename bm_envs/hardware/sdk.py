@@ -3,7 +3,7 @@
 Nothing here runs at import time: :func:`load_sdk` imports the SDK on first use, so ``import bm_envs`` and
 ``import bm_envs.hardware`` never need it.
 
-Work-arounds for the 1.0.1 wheel (see ``../shared/unitree-sdk-notes.md``):
+Work-arounds for the 1.0.1 wheel (measured on the 1.0.1 wheel):
 
 * ``unitree_sdk2py/__init__.py`` imports a subpackage ``b2`` the wheel does not ship; an empty placeholder module
   is registered under ``unitree_sdk2py.b2`` before the import (only when the real one is absent).

@@ -8,7 +8,7 @@ JSON format (distances m, angles rad, times s; ``examples/scenarios/swap-2.json`
                 {"start": {"xy": [2.5, 0.0], "yaw": 3.14159}, "waypoints": [[-2.5, 0.0]]}],
      "obstacles": [], "random_obstacles": null}
 
-``obstacles`` / ``random_obstacles`` have the single-robot format (``../shared/scenarios/README.md``); random ones
+``obstacles`` / ``random_obstacles`` have the single-robot format (:mod:`bm_envs.scenario`); random ones
 are drawn once per episode for the whole scene and kept clear of every start and goal. Each agent's part is
 validated as a single-robot scenario by :func:`bm_envs.scenario.parse_scenario` (start in collision, goal inside
 an obstacle, ... are rejected with the agent named): ``BM-G1-Obstacle-v0`` when the scene has obstacles, else

@@ -2,7 +2,7 @@
 
 Input: the normalized history of a window — states s_{t-N}..s_t (N+1, D) and actions a_{t-N}..a_{t-1} (N, A),
 flattened; output: the normalized action a_t (A,). No task input (like the unguided planner), so it imitates the
-data's behaviour distribution. It is the bar the diffusion planner must reach (``../shared/feasibility.md``).
+data's behaviour distribution. It is the bar the diffusion planner must reach.
 
 :class:`BCModel` exposes the same ``config`` / ``sample(history_states, history_actions, ...) -> Plan`` interface
 as :class:`~bm_planner.model.diffusion.StateActionDiffusionModel`, so :class:`~bm_planner.agent.DiffusionAgent`

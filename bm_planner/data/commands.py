@@ -17,7 +17,7 @@ kind         probability  command (vx, vy, yaw_rate), heading frame
 ===========  ===========  ==========================================================================
 
 The expert's own command ranges are ±1 m/s and ±1 rad/s (ONNX metadata); it reaches ≈ 0.7 m/s at a 1 m/s
-command (``../shared/feasibility.md``), so the data set's speeds top out there.
+command, so the data set's speeds top out there.
 """
 
 from __future__ import annotations
