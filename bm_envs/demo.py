@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 import imageio.v2 as imageio  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import bm_envs  # noqa: E402,F401
 from bm_envs.command_laws import PurePursuit  # noqa: E402
@@ -45,10 +47,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="action latency range (ms), replacing the profile's")
     p.add_argument("--fps", type=int, default=25, help="video frame rate (sim time is real time)")
     p.add_argument("--no-video", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = p.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad checkpoint, scenario, setting: one line, rc 2
+        if args.debug:
+            raise
+        print(f"bm-demo: error: {e}", file=sys.stderr)
+        return 2
 
+
+def _run(args) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     profile = resolve_profile(args.profile, latency_ms=tuple(args.latency_ms) if args.latency_ms else None)
     env = gym.make(
         "BM-G1-Waypoint-v0",
@@ -69,9 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     else:
         policy = ExpertPolicy(args.expert, law=PurePursuit())
         name = f"expert:{args.expert}+pure_pursuit"
+    out.mkdir(parents=True, exist_ok=True)  # only once the policy and scenario loaded
     t0 = time.perf_counter()
     every = 0 if args.no_video else max(1, round(env.metadata["render_fps"] / args.fps))
-    outcome, frames = run_episode(env, policy, seed=args.seed, render_every=every)
+    bar = tqdm(total=env.unwrapped.max_steps, desc="bm-demo", unit="step", disable=args.no_progress,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}{postfix}]")  # fmt: skip
+    n_goals = len(env.unwrapped.scenario.waypoints)
+
+    def on_step(obs, info):
+        bar.update()
+        if bar.n % 25 == 0:  # twice per simulated second
+            post = {"sim": f"{info['time_s']:.1f}s", "goals": f"{info.get('goals_reached', 0)}/{n_goals}"}
+            if getattr(policy, "info", None) and policy.info.get("plans"):
+                post["plan"] = f"{1000 * policy.info['plan_time_total_s'] / policy.info['plans']:.0f}ms"
+            bar.set_postfix(post, refresh=False)
+
+    try:
+        outcome, frames = run_episode(env, policy, seed=args.seed, render_every=every, on_step=on_step)
+    finally:
+        bar.close()
     wall = time.perf_counter() - t0
     env.close()
     metrics = {

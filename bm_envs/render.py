@@ -12,8 +12,12 @@ class SceneRenderer:
     ``rgb_array`` mode and ``None`` in ``human`` mode (the viewer window is synced instead)."""
 
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, mode: str | None, width: int, height: int,
-                 azimuth: float = 135.0, elevation: float = -25.0):  # fmt: skip
+                 azimuth: float = 135.0, elevation: float = -25.0, shadows: bool = False,
+                 reflection: bool = False):  # fmt: skip
         self.model, self.data, self.mode = model, data, mode
+        # shadows and the floor reflection each cost about as much as the scene itself under software rendering
+        # (~0.53 → ~0.13 s per 640×480 frame with both off, on a 2-core CPU)
+        self.shadows, self.reflection = shadows, reflection
         self.width, self.height, self.azimuth, self.elevation = width, height, azimuth, elevation
         self._renderer: mujoco.Renderer | None = None
         self._viewer = None
@@ -24,6 +28,8 @@ class SceneRenderer:
         if self.mode == "rgb_array":
             if self._renderer is None:
                 self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+                self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = self.shadows
+                self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = self.reflection
                 self._cam = mujoco.MjvCamera()
                 self._cam.azimuth, self._cam.elevation = self.azimuth, self.elevation
             self._cam.lookat[:] = lookat

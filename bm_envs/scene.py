@@ -76,10 +76,16 @@ def add_stage(spec: mujoco.MjSpec) -> None:
         )  # fmt: skip
 
 
-def load_robot_spec() -> mujoco.MjSpec:
+def load_robot_spec(simplified_visuals: bool = False) -> mujoco.MjSpec:
     """The pinned G1 MJCF with a head site on the torso and its motors turned into joint-space PD servos
-    (gain kp, bias −kp·q − kd·q̇, force clamped to the torque limit: PD at physics rate, inside MuJoCo)."""
+    (gain kp, bias −kp·q − kd·q̇, force clamped to the torque limit: PD at physics rate, inside MuJoCo).
+    ``simplified_visuals``: draw the links with lower-poly copies of the visual meshes
+    (:mod:`bm_envs.visual_meshes`; the physics is the same)."""
     robot = mujoco.MjSpec.from_file(str(asset_path(*g1.MJCF_ASSET)))
+    if simplified_visuals:
+        from bm_envs.visual_meshes import use_simplified_meshes
+
+        use_simplified_meshes(robot)
     robot.body("torso_link").add_site(name="head", pos=g1.HEAD_OFFSET_IN_TORSO, size=[0.01, 0, 0], group=5)
     for j, name in enumerate(g1.JOINT_NAMES):
         act = robot.actuator(name)
@@ -95,9 +101,10 @@ def load_robot_spec() -> mujoco.MjSpec:
     return robot
 
 
-def build_model() -> tuple[mujoco.MjModel, SceneIndex]:
-    """Compile the G1 scene. Returns the model and the id lookup."""
-    spec = load_robot_spec()
+def build_model(simplified_visuals: bool = False) -> tuple[mujoco.MjModel, SceneIndex]:
+    """Compile the G1 scene (``simplified_visuals``: see :func:`load_robot_spec`). Returns the model and the id
+    lookup."""
+    spec = load_robot_spec(simplified_visuals)
     add_stage(spec)
     for i in range(MAX_GOALS):
         spec.worldbody.add_site(
