@@ -59,6 +59,9 @@ def gather(root: Path) -> dict:
             for i in np.flatnonzero(np.diff(kind.astype(int)) != 0):
                 key = (KINDS[int(kind[i])], KINDS[int(kind[i + 1])])
                 transitions[key] = transitions.get(key, 0) + 1
+    if m["shards"] and len(skipped) == len(m["shards"]):
+        raise ValueError(f"{root}: no usable data: all {len(skipped)} shards are corrupt or missing (e.g. "
+                         f"{next(iter(skipped.values()))})")  # fmt: skip
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in {**steps, **eps}.items()}
     tk = {k: np.concatenate(v) for k, v in takeover.items() if v}
     return {"manifest": m, "skipped": skipped, "transitions": transitions, "takeover": tk, **cat}

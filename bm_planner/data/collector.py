@@ -236,12 +236,22 @@ class MotionDataCollector:
         if episodes is not None and not (isinstance(episodes, int) and episodes > 0):
             raise ValueError(f"episodes must be a positive int, got {episodes!r}")
         target = {"hours": hours} if hours is not None else {"episodes": episodes}
+        if self.out.is_dir() and not (self.out / "manifest.json").exists():
+            foreign = sorted(p.name for p in self.out.iterdir() if not (storage.SHARD_RE.match(p.name)
+                             or p.name.startswith(".") or p.name.endswith(".corrupt")))  # fmt: skip
+            if foreign:
+                raise ValueError(f"{self.out} is not empty and is not a bm data set (holds {foreign[:3]}"
+                                 f"{' …' if len(foreign) > 3 else ''}): give a new or empty --out")  # fmt: skip
         self.out.mkdir(parents=True, exist_ok=True)
         with storage.DirLock(self.out):
             for tmp in self.out.glob(".*.tmp-*"):  # leftovers of a killed run
                 tmp.unlink()
             self._check_existing()
             done = self._scan()
+            if done:
+                hrs = sum(d["valid_steps"] for d in done.values()) * g1.CONTROL_DT / 3600
+                print(f"bm-collect: resuming {self.out}: {len(done)} complete shards kept ({hrs:.2f} usable h)",
+                      file=sys.stderr)  # fmt: skip
             P, reached = self._prefix(done, hours, episodes)
             storage.atomic_write_json(self.out / "manifest.json", self._manifest(done, P, reached, target))
             if not reached:

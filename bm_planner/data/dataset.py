@@ -88,6 +88,10 @@ class TrajectoryDataset(Dataset):
         listed = [s["index"] for s in m["shards"]]
         val = val_episodes([i * E + k for i in listed for k in range(E)], val_fraction, seed)
         self._load(listed, val)
+        if listed and len(self.skipped) == len(listed):
+            first = next(iter(self.skipped.items()))
+            raise ValueError(f"{self.root}: no usable data: all {len(listed)} shards are corrupt or missing (e.g. "
+                             f"{first[1]}); collect again with the same bm-collect command")  # fmt: skip
         if normalizer is not None and (normalizer.state_dim, normalizer.action_dim) != (
             self.state_dim,
             self.action_dim,
@@ -218,7 +222,8 @@ class ConcatTrajectoryDataset(ConcatDataset):
     DAgger aggregate). Every folder must have the same state layout; all are normalized by one normalizer:
     ``normalizer`` when given, else the first folder's. Keyword arguments go to each :class:`TrajectoryDataset`."""
 
-    def __init__(self, roots, normalizer: Normalizer | None = None, **kwargs):
+    def __init__(self, roots, normalizer: Normalizer | None = None, split: str = "train", **kwargs):
+        kwargs["split"] = split
         roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
         if not roots:
             raise ValueError("no data set folders given")
@@ -228,6 +233,9 @@ class ConcatTrajectoryDataset(ConcatDataset):
             if list(d.rep.bodies) != list(first.rep.bodies):
                 raise ValueError(f"{r}: state layout {list(d.rep.bodies)} differs from {roots[0]}'s "
                                  f"{list(first.rep.bodies)}")  # fmt: skip
+        if split == "train" and sum(len(d) for d in parts) == 0:
+            raise ValueError(f"no usable data: {roots} hold no training window (episodes shorter than a window, or "
+                             f"every step flagged)")  # fmt: skip
         super().__init__(parts)
         self.parts, self.rep, self.normalizer = parts, first.rep, first.normalizer
         self.state_dim, self.action_dim = first.state_dim, first.action_dim

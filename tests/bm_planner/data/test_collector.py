@@ -121,3 +121,18 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="malformed JSON"):
         storage.load_manifest(tmp_path)
+
+
+def test_out_into_an_unrelated_folder_is_refused_and_resume_says_what_it_kept(tiny_root, tmp_path, capsys):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"\xff\xd8")
+    args = ["--episodes", "1", "--episode-s", "2", "--episodes-per-shard", "1", "--workers", "0", "--no-progress"]
+    assert main(["--out", str(other), *args]) == 2
+    assert "is not empty and is not a bm data set (holds ['cat.jpg'])" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["cat.jpg"]  # nothing written into it
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_root, root)
+    assert main(["--out", str(root), "--episodes", "2", "--episode-s", "2", "--episodes-per-shard", "1",
+                 "--workers", "1", "--seed", "0", "--no-progress"]) == 0  # fmt: skip
+    assert f"bm-collect: resuming {root}: 2 complete shards kept" in capsys.readouterr().err

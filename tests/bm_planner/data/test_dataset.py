@@ -138,3 +138,24 @@ def test_window_command_is_the_command_in_force_at_t0(tiny_root):
     assert len(seen) > 1  # the schedules change command within the data
     flip = TrajectoryDataset(tiny_root, val_fraction=0.0, normalize=False, mirror_prob=1.0)
     assert torch.allclose(flip[3]["command"], raw[3]["command"] * torch.tensor([1.0, -1.0, -1.0]))
+
+
+def test_every_shard_corrupt_is_one_clear_error(tiny_root, tmp_path, capsys):
+    import shutil
+
+    from bm_planner.data.card import main as card_main
+    from bm_planner.training.cli import main as train_main
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_root, bad)
+    for p in bad.glob("shard-*.npz"):
+        p.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(ValueError, match="no usable data: all 2 shards are corrupt or missing"):
+        with pytest.warns(storage.CorruptShardWarning):
+            TrajectoryDataset(bad)
+    with pytest.warns(storage.CorruptShardWarning):
+        assert card_main([str(bad)]) == 2
+    assert "no usable data" in capsys.readouterr().err
+    with pytest.warns(storage.CorruptShardWarning):
+        assert train_main(["--data", str(bad), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "no usable data" in capsys.readouterr().err and not (tmp_path / "run").exists()
