@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", action="store_true", help="record trial 0 as an mp4 in --out")
     p.add_argument("--out", default=None, help="output folder (default outputs/eval/<suite>)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = p.parse_args(argv)
     try:
         overrides = _parse_json_arg("--randomization", args.randomization) if args.randomization else None
@@ -348,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate(cfg, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # a bad checkpoint, agent setting, ...: one line
+        if args.debug:
+            raise
         print(f"bm-eval: error: {e}", file=sys.stderr)
         return 2
     print(markdown_summary(result["suite"], cfg, result["summary"]))

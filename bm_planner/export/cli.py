@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out must end in .onnx, got {str(out)!r}")
     if out.exists() and out.is_dir():
         p.error(f"--out {out} is a directory")
+    if not out.parent.is_dir():
+        p.error(f"--out {out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        p.error(f"--out {out}: the folder {out.parent} is not writable")
     from bm_planner.training.checkpoint import CheckpointError
 
     try:
@@ -63,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             report["tensorrt"] = {"engine": str(engine), "build_s": secs}
     except (CheckpointError, ExportError, RuntimeError, ValueError) as exc:
         print(f"bm-export: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a read-only file system: name the target, not a temp file
+        print(f"bm-export: error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=1))
     return 0

@@ -144,3 +144,29 @@ def test_table_names_overridden_randomization_ranges(tmp_path, capsys):
     assert table_main([str(tmp_path / "m")]) == 0
     row = capsys.readouterr().out.splitlines()[2]
     assert "| paper + friction 0.5–1.25, latency 0–20 ms | 0–20 |" in row
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--policy", "diffusion:/nope", "--workers", "2"], "no checkpoint found at /nope"),
+    (["--policy", "diffusion:SHIPPED", "--agent", '{"bogus": 1}', "--workers", "1"], "unknown AgentConfig field"),
+])  # fmt: skip
+def test_bad_policies_fail_fast_with_one_line_and_no_output(tmp_path, capsys, argv, msg):
+    import time
+
+    from bm_planner import SHIPPED_PLANNER
+
+    argv = [a.replace("SHIPPED", str(SHIPPED_PLANNER)) for a in argv]
+    t0 = time.perf_counter()
+    assert main(["--suite", "walk-perturb", "--trials", "2", "--no-progress", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists() and time.perf_counter() - t0 < 60
+
+
+def test_demo_bad_checkpoint_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    from bm_envs.demo import main as demo_main
+
+    assert demo_main(["--checkpoint", "/nope", "--out", str(tmp_path / "d"), "--no-video", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bm-demo: error: no checkpoint found at /nope") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()

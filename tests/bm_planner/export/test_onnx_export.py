@@ -121,6 +121,11 @@ def test_cli_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert export_main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "a.onnx")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    from bm_planner import SHIPPED_PLANNER
+
+    with pytest.raises(SystemExit) as e:  # a folder that does not exist: named, not a temp file's FileNotFoundError
+        export_main(["--checkpoint", str(SHIPPED_PLANNER), "--out", str(tmp_path / "no" / "such" / "a.onnx")])
+    assert e.value.code == 2 and f"the folder {tmp_path / 'no' / 'such'} does not exist" in capsys.readouterr().err
 
 
 def test_shipped_checkpoint_cli_and_agent(tmp_path, capsys):
