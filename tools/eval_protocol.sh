@@ -2,7 +2,9 @@
 # Evaluation protocol v2: every suite × profile for one policy, 50 seeded trials each (bm-eval), then one table.
 #   tools/eval_protocol.sh expert                       # the Stage-1 expert + command law, profiles expert/paper/off
 #   tools/eval_protocol.sh diffusion:assets/planner-small-v2 expert   # the planner, expert profile only (onnx)
-# Env: TRIALS (50), WORKERS (2), OUT (outputs/eval-protocol), SUITES (the five below).
+#   AGENT='{"guidance_scale": 0}' TAG=unguided tools/eval_protocol.sh diffusion:assets/planner-small-v3 expert
+# Env: TRIALS (50), WORKERS (2), OUT (outputs/eval-protocol), SUITES (the five below), AGENT (--agent JSON),
+# TAG (a name for the row set, default from the policy). Results that exist are kept (rerun = resume).
 set -euo pipefail
 policy=${1:?usage: tools/eval_protocol.sh POLICY [PROFILE...]}
 shift
@@ -12,9 +14,10 @@ trials=${TRIALS:-50}
 workers=${WORKERS:-2}
 out=${OUT:-outputs/eval-protocol}
 suites=(${SUITES:-walk-perturb joystick-4dir joystick-8dir waypoint obstacle-forest})
-tag=$(echo "$policy" | tr ':/' '__')
+tag=${TAG:-$(echo "$policy" | tr ':/' '__')}
 extra=()
 [[ $policy == diffusion:* ]] && extra=(--backend onnx)
+[[ -n ${AGENT:-} ]] && extra+=(--agent "$AGENT")
 for prof in "${profiles[@]}"; do
   for s in "${suites[@]}"; do
     dir="$out/$tag/$prof/$s"

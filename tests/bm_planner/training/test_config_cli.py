@@ -74,3 +74,13 @@ def test_warmup_must_end_before_training_does(tmp_path):
     with pytest.raises(ConfigError, match="warmup_steps"):
         load_run_config(path)
     TrainConfig(total_steps=1, warmup_steps=0)  # no warm-up at all is fine
+
+
+@pytest.mark.parametrize("name", ["small", "base", "large"])
+def test_shipped_config_files_are_the_presets(name):
+    from pathlib import Path
+
+    from bm_planner.training.config import RunConfig
+
+    path = Path(__file__).resolve().parents[3] / "configs" / f"{name}.yaml"
+    assert load_run_config(path) == RunConfig.preset(name)
