@@ -222,6 +222,7 @@ class G1BaseEnv(gym.Env):
         self._steps = 0
         self._physics_steps = 0
         self._push_count = 0
+        self.push_times: list[float] = []  # episode times (s) of the pushes so far (scenario and randomization)
         self._schedule_push(first=True)
         self._task_reset(start_xy, start_yaw)
         mujoco.mj_forward(self.model, self.data)
@@ -261,15 +262,17 @@ class G1BaseEnv(gym.Env):
     def get_sim_state(self) -> dict[str, Any]:
         """Everything that determines how this env evolves from now, given the same model and actions: MuJoCo's
         integration state (``mj_getState``, ``mjSTATE_INTEGRATION``: time, qpos, qvel, act, warm start, ctrl, applied
-        forces, ...), the PD target, the queue of delayed targets, the last action and the step counters. The model
-        (its randomized parameters) is not included: restore into an env whose model matches (e.g. one reset with
-        the same seed and wrappers)."""
+        forces, ...), the PD target, the queue of delayed targets, the last action, the step counters and the
+        scenario's push timer. Not included: the model (its randomized parameters: restore into an env whose model
+        matches, e.g. one reset with the same seed and wrappers), the env's and wrappers' random generators (future
+        random draws differ), and a task's running metrics (the velocity-error averages restart)."""
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         phys = np.empty(mujoco.mj_stateSize(self.model, spec))
         mujoco.mj_getState(self.model, self.data, phys, spec)
         return {"physics": phys, "target": self._target.copy(), "pending": [(t, a.copy()) for t, a in self._pending],
                 "last_action": self._last_action.copy(), "steps": self._steps, "physics_steps": self._physics_steps,
-                "push_count": self._push_count, "action_delay_steps": self.action_delay_steps}  # fmt: skip
+                "push_count": self._push_count, "push_times": list(self.push_times),
+                "next_push_t": self._next_push_t, "action_delay_steps": self.action_delay_steps}  # fmt: skip
 
     def set_sim_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
         """Restore a :meth:`get_sim_state` copy; returns the observation of the restored state."""
@@ -283,9 +286,10 @@ class G1BaseEnv(gym.Env):
         self._last_action = np.array(state["last_action"], dtype=np.float64)
         self._steps, self._physics_steps = int(state["steps"]), int(state["physics_steps"])
         self._push_count, self.action_delay_steps = int(state["push_count"]), int(state["action_delay_steps"])
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)
-        mujoco.mj_comVel(self.model, self.data)
+        self.push_times, self._next_push_t = list(state["push_times"]), float(state["next_push_t"])
+        # derived quantities (body poses, velocities, contacts) of the restored state; mj_forward leaves the
+        # integration state (incl. the solver's warm start) untouched
+        mujoco.mj_forward(self.model, self.data)
         self._task_sync()
         return self._get_obs()
 
@@ -326,6 +330,7 @@ class G1BaseEnv(gym.Env):
         if ang_vel_b is not None:
             self.data.qvel[3:6] += np.asarray(ang_vel_b, dtype=np.float64)
         self._push_count += 1
+        self.push_times.append(self.time)
 
     def _schedule_push(self, first: bool = False) -> None:
         iv = self.scenario.push_interval_s

@@ -165,8 +165,6 @@ class G1JoystickEnv(G1BaseEnv):
         self._vel_sum = [0.0, 0.0, 0.0]
         self._err_sum, self._err_n = 0.0, 0
         self._trace = np.zeros((self.max_steps, 7))  # per step: t, command (3), heading-frame velocity (3)
-        self._push_times: list[float] = []
-        self._pushes_seen = 0
         self._next_cmd_t = 0.0
         self._update_command()
 
@@ -213,9 +211,6 @@ class G1JoystickEnv(G1BaseEnv):
         self._err_n += 1
         if self._steps <= self.max_steps:
             self._trace[self._steps - 1] = (self.time, c0, c1, c2, vx, vy, wz)
-        if self._push_count != self._pushes_seen:  # a push landed since the last step (scenario or randomization)
-            self._pushes_seen = self._push_count
-            self._push_times.append(self.time - g1.CONTROL_DT)
         terms = {
             "lin_vel": math.exp(-((vx - c0) ** 2 + (vy - c1) ** 2) / 0.25),
             "yaw_rate": math.exp(-((wz - c2) ** 2) / 0.25),
@@ -229,11 +224,14 @@ class G1JoystickEnv(G1BaseEnv):
         if at_limit or not upright:  # the episode ends here: score the segments
             tr = self._trace[: min(self._steps, self.max_steps)]
             kw = {k: type(v)(succ.get(k, v)) for k, v in SEGMENT_DEFAULTS.items()}
-            segs = segment_results(tr[:, 0], tr[:, 1:4], tr[:, 4:7], self._push_times, **kw)
+            # a push recorded at time t landed at the end of the step that ends at t (the randomization wrapper
+            # pushes after this step's info is built: its push shows up from the next step on, same time stamp)
+            segs = segment_results(tr[:, 0], tr[:, 1:4], tr[:, 4:7], self.push_times, **kw)
             info["segments"] = segs
             info["tracking_error_planar"], info["tracking_error_yaw"] = tracking_errors(segs)
             if criterion == "segments":
-                followed = all(s["passed"] for s in segs if s["scored"])
+                scored = [s for s in segs if s["scored"]]
+                followed = bool(scored) and all(s["passed"] for s in scored)  # nothing scored: nothing followed
             elif criterion == "no_fall":
                 followed = True
             else:

@@ -128,6 +128,15 @@ def _plot_stats(mean, std, labels_at: dict, title: str, path: Path, xlabels=None
     plt.close(fig)
 
 
+def _latency(cfg: dict):
+    from bm_planner.data.rollout import CollectConfig
+
+    try:
+        return CollectConfig.from_dict(cfg).resolved_profile().latency_ms
+    except (TypeError, ValueError):
+        return cfg.get("latency_ms")
+
+
 def _profile_label(cfg: dict) -> str:
     from bm_planner.data.rollout import CollectConfig
 
@@ -170,9 +179,6 @@ def write_card(root: Path, out: Path) -> dict:
     nums["profile"] = profile
     tk = d["takeover"]
     if tk:
-        planner_eps = {}
-        for step, length, fell in zip(tk["takeover_step"], tk["planner_length"], tk["planner_fell"]):
-            planner_eps.setdefault(int(length), bool(fell))
         nums["takeover"] = {"takeovers": int(len(tk["takeover_step"])),
                             "expert_fall_rate_after_takeover": float(d["fell"].mean()),
                             "takeover_gap_mean": float(np.nanmean(tk["takeover_gap"])),
@@ -189,7 +195,7 @@ def write_card(root: Path, out: Path) -> dict:
         f"| episodes ending in a fall | {nums['falls']} ({100 * nums['fall_rate']:.1f} %) |",
         f"| training windows (T = {m['state']['window']}) | {c['windows']} |",
         f"| state dim / bodies | {m['state']['dim']} / {len(m['state']['bodies'])} |",
-        (f"| episode length, latency, OU noise | {cfg['episode_s']} s, {cfg['latency_ms']} ms, "
+        (f"| episode length, latency, OU noise | {cfg['episode_s']} s, {_latency(cfg)} ms, "
          f"θ {cfg['ou_theta']} σ {cfg['ou_sigma']} |"),
         f"| randomization + latency profile | {profile} |",
         f"| mean abs. velocity error vs command (vx, vy, yaw rate) | {nums['mean_abs_vel_error']} |",

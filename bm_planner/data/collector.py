@@ -337,9 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expert", default=d.expert, choices=["fastsac", "ppo"])
     p.add_argument("--episode-s", type=float, default=d.episode_s, help="episode length (s)")
     p.add_argument("--episodes-per-shard", type=int, default=d.episodes_per_shard)
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+    p.add_argument("--profile", default=None, choices=sorted(PROFILES),
                    help="randomization + action latency profile (default expert: the Stage-1 expert's training "
-                        "ranges; paper: BeyondMimic's Stage-1 ranges + 0-100 ms; off)")  # fmt: skip
+                        "ranges; paper: BeyondMimic's Stage-1 ranges + 0-100 ms; off). Resuming a data set made "
+                        "before profiles existed: leave it out")  # fmt: skip
     p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="action latency range (ms), replacing the profile's")
     p.add_argument("--friction", type=float, nargs=2, default=None, metavar=("LO", "HI"),
@@ -383,8 +384,13 @@ def main(argv: list[str] | None = None) -> int:
                         "backend": a.planner_backend, "every_s": a.takeover_every_s, "continue_s": a.takeover_s,
                         "phase": a.takeover_phase, "checkpoint_sha256": checkpoint_sha256(path)}  # fmt: skip
         commands = CommandConfig.from_dict(_json_arg("--commands", a.commands)) if a.commands else CommandConfig()
+        profile = a.profile
+        if profile is None:  # expert, unless this resumes a data set made before profiles (its manifest has none)
+            old = Path(a.out) / "manifest.json"
+            legacy = old.is_file() and "profile" not in storage.load_manifest(Path(a.out))["config"]
+            profile = None if legacy else DEFAULT_PROFILE
         cfg = CollectConfig(seed=a.seed, expert=a.expert, episode_s=a.episode_s, episodes_per_shard=a.episodes_per_shard,
-                            profile=a.profile, latency_ms=None if a.latency_ms is None else tuple(a.latency_ms),
+                            profile=profile, latency_ms=None if a.latency_ms is None else tuple(a.latency_ms),
                             randomize=not a.no_randomize, bodies=bodies,
                             friction=None if a.friction is None else tuple(a.friction),
                             randomization=_json_arg("--randomization", a.randomization) if a.randomization else None,

@@ -243,3 +243,21 @@ class ConcatTrajectoryDataset(ConcatDataset):
     @property
     def state_rep(self) -> StateRepresentation:
         return self.rep
+
+    def __getitems__(self, indices) -> list[dict[str, torch.Tensor]]:
+        """Batched fetch (``ConcatDataset`` has none): one vectorized call per part, results in ``indices`` order."""
+        import bisect
+
+        idx = [int(i) for i in indices]
+        by_part: dict[int, list[tuple[int, int]]] = {}
+        for pos, i in enumerate(idx):
+            if i < 0:
+                i += len(self)
+            d = bisect.bisect_right(self.cumulative_sizes, i)
+            local = i - (self.cumulative_sizes[d - 1] if d > 0 else 0)
+            by_part.setdefault(d, []).append((pos, local))
+        out: list = [None] * len(idx)
+        for d, items in by_part.items():
+            for (pos, _), item in zip(items, self.parts[d].__getitems__([loc for _, loc in items])):
+                out[pos] = item
+        return out

@@ -104,9 +104,9 @@ def config_hash(config: dict) -> np.ndarray:
 
 def pack_shard(index: int, episodes: list[dict], s_stats: RunningStats, a_stats: RunningStats, config: dict) -> dict:
     """Shard arrays (without checksum) from episodes as returned by ``EpisodeRunner.run``."""
-    out = {k: np.concatenate([ep[k] for ep in episodes]).astype(dt) for k, (_, dt) in STEP_KEYS.items()}
     if not episodes:
         raise ValueError(f"shard {index}: no episodes to pack")
+    out = {k: np.concatenate([ep[k] for ep in episodes]).astype(dt) for k, (_, dt) in STEP_KEYS.items()}
     for k, dt in EPISODE_KEYS.items():
         out[k] = np.array([ep["meta"][k] for ep in episodes], dtype=dt)
     for k, dt in OPTIONAL_EPISODE_KEYS.items():

@@ -151,8 +151,10 @@ class TakeoverRunner(EpisodeRunner):
         cfg, tk = self.cfg, self.tk
         self.branch_env.reset(seed=env_seed)  # the same randomization draw and latency as the planner's env
         bobs = self.bbase.set_sim_state(self.base.get_sim_state())
+        pushes0 = self.bbase._push_count
         dr = find_wrapper(self.branch_env, DomainRandomization)
-        if dr is not None:  # the next random push counts from the take-over, as in any episode
+        if dr is not None:  # its own push draws per branch, the next push counted from the take-over
+            dr.rng = np.random.default_rng([env_seed, planner_step, 7])
             dr._next_push = self.bbase.time + dr._draw_interval()
         self.expert.reset()
         if tk.phase == "match":
@@ -176,6 +178,7 @@ class TakeoverRunner(EpisodeRunner):
                 break
             if terminated or truncated:
                 break
+        info["pushes_in_branch"] = self.bbase._push_count - pushes0
         return recs, fell, gap, info
 
     def run(self, episode: int) -> list[dict]:
@@ -217,7 +220,7 @@ class TakeoverRunner(EpisodeRunner):
             ep["command_kind"] = kind_at(segments, np.maximum(t, 0.0))
             ep["meta"] = {"episode_index": episode * 1000 + k, "episode_seed": env_seed, "length": n, "fell": fell,
                           "action_delay_ms": float(binfo["action_delay_ms"]), "friction": friction,
-                          "pushes": int(binfo["pushes"]), "takeover_step": step, "takeover_gap": gap,
+                          "pushes": int(binfo["pushes_in_branch"]), "takeover_step": step, "takeover_gap": gap,
                           "planner_fell": planner_fell, "planner_length": L}  # fmt: skip
             out.append(ep)
         self.last_stats = {"planner_steps": L, "planner_fell": planner_fell, "branches": len(out),

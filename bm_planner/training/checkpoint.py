@@ -213,13 +213,17 @@ def load_resumable_checkpoint(run_dir: Path) -> Checkpoint:
     except CheckpointError as first:
         root = run_dir / "checkpoints"
         steps = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+        bad = []
         for cand in steps:
             try:
                 ckpt = load_checkpoint(cand)
             except CheckpointError:
+                bad.append(cand)
                 continue
+            for b in bad:  # out of the way of pruning (it would count them among the newest), but kept
+                b.rename(b.with_name(f"corrupt-{b.name}"))
             warnings.warn(f"the latest checkpoint of {run_dir} is unusable ({first}); resuming from {cand.name}, "
-                          f"the newest intact one", stacklevel=2)  # fmt: skip
+                          f"the newest intact one (unusable ones renamed corrupt-*)", stacklevel=2)  # fmt: skip
             return ckpt
         raise
 

@@ -27,6 +27,8 @@ from bm_planner.training.config import RunConfig, load_run_config
 from bm_planner.training.distributed import cleanup_distributed, process_device
 
 
+#: a run folder holding this file trains with another checkpoint's normalizer (``--init-normalizer``)
+NORMALIZER_MARKER = "normalizer_from.json"
 #: train fields a resumed run may change from the command line (``--steps``, ``--batch-size``, ``--lr``, ...)
 RESUME_OVERRIDABLE = ("total_steps", "batch_size", "lr", "num_workers")
 
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(fine-tuning; same architecture; fresh optimizer, schedule and normalizer)")
     p.add_argument("--init-normalizer", action="store_true",
                    help="with --init-from: keep that checkpoint's data normalizer (the weights were trained "
-                        "with it) instead of the new data's; give both again with --resume")  # fmt: skip
+                        "with it) instead of the new data's (a --resume of such a run keeps it)")  # fmt: skip
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers")
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
@@ -81,7 +83,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         with warnings.catch_warnings():  # the trainer says which checkpoint it resumes from
             warnings.simplefilter("ignore")
             saved = load_resumable_checkpoint(Path(args.out)).config["run_config"]
-        config = RunConfig.from_dict(saved)
+        config = RunConfig.from_dict(saved, require_complete=False)
         if args.config is not None:  # the same file again is fine; a different one would be silently ignored
             asked = load_run_config(args.config)
             diff = _config_diff(asked.replace(train={k: getattr(config.train, k) for k in RESUME_OVERRIDABLE}),
@@ -116,12 +118,22 @@ def main(argv: list[str] | None = None) -> int:
 
         hist = config.train.history_actions
         norm = None
-        if args.init_normalizer:
-            if not args.init_from:
-                raise ValueError("--init-normalizer needs --init-from")
+        marker = Path(args.out) / NORMALIZER_MARKER
+        if args.init_normalizer or (args.resume and marker.is_file()):
             from bm_planner.training.checkpoint import load_normalizer
 
-            norm = load_normalizer(load_checkpoint(Path(args.init_from), load_train_state=False))
+            if args.resume:  # the normalizer this run has trained with (it came from another checkpoint)
+                import warnings
+
+                from bm_planner.training.checkpoint import load_resumable_checkpoint
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    norm = load_normalizer(load_resumable_checkpoint(Path(args.out)))
+            elif not args.init_from:
+                raise ValueError("--init-normalizer needs --init-from")
+            else:
+                norm = load_normalizer(load_checkpoint(Path(args.init_from), load_train_state=False))
         train_ds = ConcatTrajectoryDataset(args.data, split="train", normalize=True, normalizer=norm,
                                            mirror_prob=config.train.mirror_prob, history_actions=hist)  # fmt: skip
         val_ds = ConcatTrajectoryDataset(args.data, split="val", normalize=True, mirror_prob=0.0, history_actions=hist,
@@ -131,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config.replace(model=dims)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        if args.init_normalizer and not args.resume:  # --resume then keeps this normalizer by itself
+            (out / NORMALIZER_MARKER).write_text(json.dumps({"normalizer_from": str(args.init_from)}) + "\n")
         # the agent needs the state layout (tracked bodies) to encode observations like the data did
         (out / "state_layout.json").write_text(json.dumps(train_ds.state_rep.layout(), indent=2))
         trainer = DDPMTrainer(

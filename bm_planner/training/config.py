@@ -146,10 +146,11 @@ class RunConfig:
         return cls(ModelConfig.preset(name), TrainConfig.preset(name))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, data: dict[str, Any], require_complete: bool = True) -> RunConfig:
         """From ``{"preset": str, "model"?: {...}, "train"?: {...}}`` (the preset's values, overridden), or, without
         a preset, ``model`` and ``train`` sections that give every field (as a saved run's config does): a file that
-        names neither would silently train the dataclass defaults (the paper-size model)."""
+        names neither would silently train the dataclass defaults (the paper-size model). ``require_complete=False``
+        skips that check (a saved run's config, which may predate a field: the default fills it)."""
         if not isinstance(data, dict):
             raise ConfigError(f"a run config must be a mapping; got {type(data).__name__}")
         unknown = sorted(set(data) - {"preset", "model", "train"})
@@ -158,7 +159,7 @@ class RunConfig:
         base = cls.preset(data["preset"]) if data.get("preset") is not None else cls()
         model = replace_checked(base.model, data.get("model") or {}, "model")  # unknown keys are reported first
         train = replace_checked(base.train, data.get("train") or {}, "train")
-        if data.get("preset") is None:
+        if data.get("preset") is None and require_complete:
             for name, cfg_cls in (("model", ModelConfig), ("train", TrainConfig)):
                 missing = sorted({f.name for f in dataclasses.fields(cfg_cls)} - set(data.get(name) or {}))
                 if missing:

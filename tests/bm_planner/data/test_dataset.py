@@ -159,3 +159,17 @@ def test_every_shard_corrupt_is_one_clear_error(tiny_root, tmp_path, capsys):
     with pytest.warns(storage.CorruptShardWarning):
         assert train_main(["--data", str(bad), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "no usable data" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_concatenated_data_sets_fetch_batches_like_their_parts(tiny_root, falls_root):
+    from bm_planner.data.dataset import ConcatTrajectoryDataset
+
+    cat = ConcatTrajectoryDataset([tiny_root, falls_root], split="train", mirror_prob=0.0)
+    a, b = cat.parts
+    assert len(cat) == len(a) + len(b) and cat.normalizer is a.normalizer and b.normalizer is a.normalizer
+    idx = [len(a) + 3, 1, len(a), 0, len(cat) - 1]
+    batch = cat.__getitems__(idx)
+    for i, item in zip(idx, batch):
+        ref = cat[i]
+        for k in ("states", "actions", "command"):
+            assert torch.equal(item[k], ref[k]), (i, k)
