@@ -226,7 +226,8 @@ class G1JoystickEnv(G1BaseEnv):
             kw = {k: type(v)(succ.get(k, v)) for k, v in SEGMENT_DEFAULTS.items()}
             # a push recorded at time t landed at the end of the step that ends at t (the randomization wrapper
             # pushes after this step's info is built: its push shows up from the next step on, same time stamp)
-            segs = segment_results(tr[:, 0], tr[:, 1:4], tr[:, 4:7], self.push_times, **kw)
+            pushes = getattr(self, "push_times", ())  # (the hardware env has no simulated pushes)
+            segs = segment_results(tr[:, 0], tr[:, 1:4], tr[:, 4:7], pushes, **kw)
             info["segments"] = segs
             info["tracking_error_planar"], info["tracking_error_yaw"] = tracking_errors(segs)
             if criterion == "segments":

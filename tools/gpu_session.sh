@@ -6,7 +6,7 @@
 #   CHECK [1]                   run tools/gpu_check.py (latency, TensorRT where installed, training samples/s, bm-bench)
 #   HOURS [6]  WORKERS [nproc-1]  SEED [7]   bm-collect target (usable hours), processes, seed
 #   COLLECT_S [150]             hard cap on collection wall time (a killed run keeps its finished shards)
-#   CONFIG [assets/planner-small-v2/recipe/cmd-gpu2.yaml]  INIT [assets/planner-small-v2]  MINUTES [5]  STEPS [20000]  BATCH [512]  WORKERS_DL [6]
+#   CONFIG [assets/planner-small-v2/recipe/cmd-gpu2.yaml]  INIT [assets/planner-small-v3]  MINUTES [5]  STEPS [20000]  BATCH [512]  WORKERS_DL [6]
 #   DEVICE [cuda]   COLLECT [1]  TRAIN [1]: run those stages (split a session into calls; DATA/RUN persist between them)
 # Example (CPU smoke test): CHECK=0 HOURS=0.01 MINUTES=0.2 STEPS=20 BATCH=16 DEVICE=cpu bash tools/gpu_session.sh
 set -u
@@ -44,7 +44,7 @@ print("data set:", {k: m["counts"][k] for k in ("shards", "episodes", "falls", "
 EOF
   stamp "train ${CONFIG:-assets/planner-small-v2/recipe/cmd-gpu2.yaml} for <= ${MINUTES:-5} min"
   $PY -m bm_planner.training.cli --config "${CONFIG:-assets/planner-small-v2/recipe/cmd-gpu2.yaml}" --data "$DATA" --out "$RUN" \
-    --init-from "${INIT:-assets/planner-small-v2}" --steps "${STEPS:-20000}" --batch-size "${BATCH:-512}" \
+    --init-from "${INIT:-assets/planner-small-v3}" --init-normalizer --steps "${STEPS:-20000}" --batch-size "${BATCH:-512}" \
     --num-workers "${WORKERS_DL:-6}" --device "${DEVICE:-cuda}" --max-minutes "${MINUTES:-5}" --no-progress \
     >>"$LOG" 2>&1 || stamp "train rc=$?"
   # the newest checkpoint's weights only (no optimizer state), the run's metrics and configs: one archive
