@@ -3,4 +3,4 @@
 from pathlib import Path
 
 #: The planner checkpoint shipped in this repository (``assets/``; card and training curve in its README).
-SHIPPED_PLANNER = Path(__file__).resolve().parents[1] / "assets" / "planner-small-v3"
+SHIPPED_PLANNER = Path(__file__).resolve().parents[1] / "assets" / "planner-small-v2"

@@ -76,7 +76,7 @@ def _train_throughput(config, device: str, batch: int | None = None, seconds: fl
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="assets/planner-small-v3")
+    p.add_argument("--checkpoint", default="assets/planner-small-v2")
     p.add_argument("--out", default=os.environ.get("OUT", "outputs/gpu_check"))
     p.add_argument("--skip-bench", action="store_true")
     p.add_argument("--repeats", type=int, default=20, help="replans per bm-bench row")

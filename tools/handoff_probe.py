@@ -7,7 +7,7 @@ for the rest of ``--duration-s``. Reports per seed whether it fell, when, the me
 and the mean yaw rate (rad/s) while the planner drove, as JSON. Seed ``i`` seeds the env reset (start pose noise, randomization) and the agent's sampler.
 Example::
 
-    python tools/handoff_probe.py --checkpoint assets/planner-small-v3 --agent '{"guidance_scale": 0}' --seeds 5
+    python tools/handoff_probe.py --checkpoint assets/planner-small-v2 --agent '{"guidance_scale": 0}' --seeds 5
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
   (``takeover_gap``; matching picks the closest phase, so this is a lower bound), split by whether the planner fell
   later in that episode and by the time left before its fall.
 
-    python tools/policy_gap.py --checkpoint assets/planner-small-v3 --takeover-data data/v3-dagger1 --episodes 8
+    python tools/policy_gap.py --checkpoint assets/planner-small-v2 --takeover-data data/v3-dagger1 --episodes 8
 """
 
 from __future__ import annotations

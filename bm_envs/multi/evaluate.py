@@ -7,8 +7,8 @@ Policies: ``expert`` (Stage-1 expert + pure pursuit per robot, other robots avoi
 ``--seed + i``. Example::
 
     nice -n 10 bm-eval-multi --scenario swap-2 --trials 20 --policy expert --out outputs/eval-multi/swap-2-expert
-    nice -n 10 bm-eval-multi --scenario swap-4 --trials 2 --policy diffusion:assets/planner-small-v3
-    nice -n 10 bm-eval-multi --bench-planning --robots 2 4 --policy diffusion:assets/planner-small-v3
+    nice -n 10 bm-eval-multi --scenario swap-4 --trials 2 --policy diffusion:assets/planner-small-v2
+    nice -n 10 bm-eval-multi --bench-planning --robots 2 4 --policy diffusion:assets/planner-small-v2
 
 A trial succeeds for the team when every robot reaches its goal without falling and without touching another
 robot or an obstacle (``info["team_success"]``, :class:`~bm_envs.multi.env.MultiG1Env`).

@@ -1,6 +1,6 @@
 """``bm-export``: export a planner checkpoint's denoiser to ONNX with deployment metadata. Example::
 
-    bm-export --checkpoint assets/planner-small-v3 --out outputs/planner-small.onnx --check
+    bm-export --checkpoint assets/planner-small-v2 --out outputs/planner-small.onnx --check
 
 ``--check`` also compares ONNX Runtime with torch on random inputs (one denoising step) and on a full DDIM plan;
 ``--tensorrt`` additionally builds a TensorRT engine next to the ONNX file (needs a GPU and ``bm[trt]``).
