@@ -84,7 +84,7 @@ def _run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)  # only once the policy and scenario loaded
     t0 = time.perf_counter()
     every = 0 if args.no_video else max(1, round(env.metadata["render_fps"] / args.fps))
-    bar = tqdm(total=env.unwrapped.max_steps, desc="bm-demo", unit="step", disable=args.no_progress,
+    bar = tqdm(total=env.unwrapped.max_steps, desc="bm-demo", unit="step", disable=args.no_progress, mininterval=1.0,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}{postfix}]")  # fmt: skip
     n_goals = len(env.unwrapped.scenario.waypoints)
 
