@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--time-limit", type=float, default=None, help="episode length override (s)")
     ap.add_argument("--bench-planning", action="store_true", help="time batched vs separate planning instead")
     ap.add_argument("--rounds", type=int, default=10, help="planning rounds for --bench-planning")
+    ap.add_argument("--profile", default="off", choices=["off"],
+                    help="randomization + latency profile; the multi-robot env has no randomization or latency "
+                         "wrappers yet, so only 'off' (recorded in the results)")  # fmt: skip
     ap.add_argument("--out", default="outputs/eval-multi")
     args = ap.parse_args(argv)
     if args.trials < 1:
@@ -185,7 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"config": vars(args), "results": []}
+    from bm_envs.wrappers.profiles import resolve_profile
+
+    result: dict[str, Any] = {"config": vars(args), "profile": resolve_profile(args.profile).to_dict(), "results": []}
     if args.bench_planning:
         kind, _, path = args.policy.partition(":")
         if kind != "diffusion" or not path:
