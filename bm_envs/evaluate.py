@@ -50,6 +50,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from bm_envs.eval_report import _policy_name, fall_histogram, markdown_summary, summarize, write_atomic  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
+from bm_envs.cliargs import json_object_arg  # noqa: E402
 from bm_envs.scenario import load_scenario  # noqa: E402
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES  # noqa: E402
 
@@ -283,23 +284,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     return result
 
 
-def _parse_json_arg(flag: str, text: str) -> dict[str, Any]:
-    """A CLI argument given as inline JSON or as the path of a JSON file holding an object."""
-    path = Path(text)
-    if not text.lstrip().startswith("{") and path.suffix == ".json":
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ValueError(f"{flag}: cannot read {path}: {e}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{flag}: malformed JSON: {e}") from None
-    if not isinstance(d, dict):
-        raise ValueError(f"{flag}: expected a JSON object, got {d!r}")
-    return d
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_mutually_exclusive_group()
@@ -331,13 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = p.parse_args(argv)
     try:
-        overrides = _parse_json_arg("--randomization", args.randomization) if args.randomization else None
-        pursuit = _parse_json_arg("--pursuit", args.pursuit) if args.pursuit else None
+        overrides = json_object_arg("--randomization", args.randomization) if args.randomization else None
+        pursuit = json_object_arg("--pursuit", args.pursuit) if args.pursuit else None
         cfg = EvalConfig(
             suite=args.suite, scenario=args.scenario, trials=args.trials, seed=args.seed, workers=args.workers,
             profile=args.profile, randomize=not args.no_randomize, randomization=overrides, pursuit=pursuit,
             latency_ms=tuple(args.latency_ms) if args.latency_ms else None, expert=args.expert, time_limit_s=args.time_limit_s,
-            policy=args.policy, agent=_parse_json_arg("--agent", args.agent) if args.agent else None,
+            policy=args.policy, agent=json_object_arg("--agent", args.agent) if args.agent else None,
             backend=args.backend,
             video_trial=0 if args.video else None, out=args.out or "",
         )  # fmt: skip

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from bm_envs import g1_constants as g1
 from bm_planner.data import storage
+from bm_envs.cliargs import json_object_arg
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES
 from bm_planner.data.commands import CommandConfig
 from bm_planner.data.rollout import ENV_ID, CollectConfig, collect_shard
@@ -308,16 +309,6 @@ class MotionDataCollector:
         backend.close()
 
 
-def _json_arg(flag: str, text: str) -> dict:
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{flag}: malformed JSON: {e}") from None
-    if not isinstance(d, dict):
-        raise ValueError(f"{flag}: expected a JSON object, got {d!r}")
-    return d
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="data set folder (created; an existing one is resumed)")
@@ -380,10 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "diffusion":
             from bm_planner.data.takeover import checkpoint_sha256
 
-            takeover = {"policy": path, "agent": _json_arg("--agent", a.agent) if a.agent else {},
+            takeover = {"policy": path, "agent": json_object_arg("--agent", a.agent) if a.agent else {},
                         "backend": a.planner_backend, "every_s": a.takeover_every_s, "continue_s": a.takeover_s,
                         "phase": a.takeover_phase, "checkpoint_sha256": checkpoint_sha256(path)}  # fmt: skip
-        commands = CommandConfig.from_dict(_json_arg("--commands", a.commands)) if a.commands else CommandConfig()
+        commands = CommandConfig.from_dict(json_object_arg("--commands", a.commands)) if a.commands else CommandConfig()
         profile = a.profile
         if profile is None:  # expert, unless this resumes a data set made before profiles (its manifest has none)
             old = Path(a.out) / "manifest.json"
@@ -393,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                             profile=profile, latency_ms=None if a.latency_ms is None else tuple(a.latency_ms),
                             randomize=not a.no_randomize, bodies=bodies,
                             friction=None if a.friction is None else tuple(a.friction),
-                            randomization=_json_arg("--randomization", a.randomization) if a.randomization else None,
+                            randomization=json_object_arg("--randomization", a.randomization) if a.randomization else None,
                             ou_sigma=a.ou_sigma, start_joint_noise=a.start_joint_noise, start_root_vel=a.start_root_vel,
                             commands=commands, takeover=takeover)  # fmt: skip
         col = MotionDataCollector(a.out, cfg, workers=a.workers, backend=a.backend, progress=not a.no_progress,
