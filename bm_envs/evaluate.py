@@ -229,7 +229,8 @@ def _run_trial(trial: int) -> dict[str, Any]:
     if hasattr(policy, "info"):  # planner: plan latency and out-of-distribution flag
         row["plan_time_ms"] = 1000.0 * policy.info.get("plan_time_total_s", 0.0) / max(policy.info.get("plans", 0), 1)
         row["ood"] = bool(policy.info.get("ood", False))
-    if cfg.dr_config() is not None and cfg.dr_config().friction:  # the episode's floor friction draw
+    dr = cfg.dr_config()
+    if dr is not None and dr.friction:  # the episode's floor friction draw
         base = env.unwrapped
         row["friction"] = float(base.model.geom_friction[base.idx.floor_geom, 0])
     if writer is not None:

@@ -134,6 +134,7 @@ class G1BaseEnv(gym.Env):
         self.default_joint_pos = g1.DEFAULT_JOINT_POS.copy()  # the DR wrapper may offset it per episode
         self.joint_offset = np.zeros(g1.NUM_JOINTS)
         jr = self.model.jnt_range[[self.model.joint(n).id for n in g1.JOINT_NAMES]]
+        self._joint_range = jr.copy()  # (29, 2) rad, Unitree order
         low = (jr[:, 0] - g1.DEFAULT_JOINT_POS) / g1.ACTION_SCALE
         high = (jr[:, 1] - g1.DEFAULT_JOINT_POS) / g1.ACTION_SCALE
         self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
@@ -209,8 +210,7 @@ class G1BaseEnv(gym.Env):
         self.data.qpos[:3] = [start_xy[0], start_xy[1], self.idx.init_pelvis_height]
         self.data.qpos[3:7] = quat_from_yaw(start_yaw)
         q0 = g1.DEFAULT_JOINT_POS + opts.get("joint_offset", 0.0)
-        jr = self.model.jnt_range[[self.model.joint(n).id for n in g1.JOINT_NAMES]]
-        self.data.qpos[self.idx.qpos_joint] = np.clip(q0, jr[:, 0], jr[:, 1])
+        self.data.qpos[self.idx.qpos_joint] = np.clip(q0, self._joint_range[:, 0], self._joint_range[:, 1])
         if "root_lin_vel" in opts:
             self.data.qvel[:3] = opts["root_lin_vel"]
         if "root_ang_vel" in opts:
@@ -301,7 +301,7 @@ class G1BaseEnv(gym.Env):
         raw = np.asarray(action)
         if raw.dtype.kind not in "fiu":  # complex (the imaginary part would be dropped), strings, objects, bools
             raise ValueError(f"action must be a real numeric array, got dtype {raw.dtype}")
-        a = raw.astype(np.float64)
+        a = np.asarray(raw, dtype=np.float64)  # no copy for a float64 action (per-step hot path)
         if a.shape != (g1.NUM_JOINTS,):
             raise ValueError(f"action must have shape ({g1.NUM_JOINTS},), got {a.shape}")
         if not np.isfinite(a).all():
