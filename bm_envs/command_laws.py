@@ -16,8 +16,10 @@ import numpy as np
 
 from bm_envs.rotations import wrap_angle, yaw_from_quat
 
-#: obstacle row types (see :mod:`bm_envs.obstacle`)
-_SPHERE, _BOX, _CYLINDER = 1, 2, 3
+#: obstacle row types (see :mod:`bm_envs.obstacle`); a mesh row (4) is its yaw-aligned bounding box, so it is
+#: treated as a box here (conservative: the box contains the mesh)
+_SPHERE, _BOX, _CYLINDER, _MESH = 1, 2, 3, 4
+_BOXLIKE = (_BOX, _MESH)
 _BLOCKED_COST = 10.0
 
 
@@ -25,7 +27,8 @@ def ray_free_distance(origin_w: np.ndarray, dirs_w: np.ndarray, rows: np.ndarray
     """Distance (m) each ray ``origin + t·dir`` travels before entering an obstacle grown by ``inflate`` m.
 
     ``origin_w`` (2,), ``dirs_w`` (N, 2) unit vectors, ``rows`` (M, 8) obstacle rows (zero rows ignored). Spheres
-    and cylinders are discs of their radius, boxes oriented rectangles (grown sides, square corners). A ray that
+    and cylinders are discs of their radius, boxes and meshes (their bounding box) oriented rectangles (grown
+    sides, square corners). A ray that
     starts inside a grown obstacle is blocked at 0 when it points inward, free otherwise. Returns (N,), inf = free.
     """
     rows = rows[rows[:, 0] > 0]
@@ -33,7 +36,7 @@ def ray_free_distance(origin_w: np.ndarray, dirs_w: np.ndarray, rows: np.ndarray
     if not len(rows):
         return free
     with np.errstate(divide="ignore", invalid="ignore"):
-        disc_rows = rows[rows[:, 0] != _BOX]
+        disc_rows = rows[~np.isin(rows[:, 0], _BOXLIKE)]
         if len(disc_rows):
             m = origin_w - disc_rows[:, 1:3]  # (K, 2) from centre to origin
             r = disc_rows[:, 4] + inflate
@@ -45,7 +48,7 @@ def ray_free_distance(origin_w: np.ndarray, dirs_w: np.ndarray, rows: np.ndarray
             inside = c <= 0
             hit = np.where(inside, np.where(b < 0, 0.0, np.inf), hit)
             free = np.minimum(free, hit.min(axis=1))
-        box_rows = rows[rows[:, 0] == _BOX]
+        box_rows = rows[np.isin(rows[:, 0], _BOXLIKE)]
         for row in box_rows:
             cy, sy = math.cos(row[7]), math.sin(row[7])
             rot_t = np.array([[cy, sy], [-sy, cy]])  # world -> box frame
@@ -73,7 +76,7 @@ def surface_distance(origin_w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray
     dist, away = np.empty(len(rows)), np.zeros((len(rows), 2))
     for i, row in enumerate(rows):
         rel = origin_w - row[1:3]
-        if row[0] == _BOX:
+        if row[0] in _BOXLIKE:
             cy, sy = math.cos(row[7]), math.sin(row[7])
             p = np.array([cy * rel[0] + sy * rel[1], -sy * rel[0] + cy * rel[1]])  # box frame
             q = p - np.clip(p, -row[4:6], row[4:6])

@@ -119,7 +119,7 @@ class G1BaseEnv(gym.Env):
         self._width, self._height = width, height
 
         # rendering envs draw lower-poly visual meshes (same physics; bm_envs.visual_meshes)
-        self.model, self.idx = build_model(simplified_visuals=render_mode is not None)
+        self.model, self.idx = build_model(simplified_visuals=render_mode is not None, obstacles=sc.obstacles)
         self.data = mujoco.MjData(self.model)
         # per-step hot path: index with slices where the ids are consecutive; one root body for all tracked bodies
         self._qpos_sel, self._qvel_sel = _fast_index(self.idx.qpos_joint), _fast_index(self.idx.qvel_joint)

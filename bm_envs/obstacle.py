@@ -1,14 +1,17 @@
 """``BM-G1-Obstacle-v0``: reach the goal(s) of :mod:`bm_envs.waypoint` while avoiding static obstacles.
 
-Obstacles (spheres, oriented boxes, vertical cylinders standing on the floor) are real MuJoCo collision geoms,
-fixed by the scenario and/or drawn at reset from ``random_obstacles``. Any contact between a robot geom and an
+Obstacles (spheres, oriented boxes, vertical cylinders standing on the floor, triangle meshes) are real MuJoCo
+collision geoms, fixed by the scenario and/or drawn at reset from ``random_obstacles`` (primitives only); a mesh
+collides as its convex pieces (:mod:`bm_envs.mesh_obstacles`). Any contact between a robot geom and an
 obstacle is a collision: ``info["collided"] = True`` and, with ``terminate_on_collision`` (default), the episode
 ends as a failure.
 
 Task observation adds ``obstacles`` (16, 8): one row per obstacle, zero rows unused:
-``[type (1 sphere, 2 box, 3 cylinder), x, y, z (centre, m), s0, s1, s2, yaw (rad)]`` with sizes
-sphere (r, 0, 0), box (hx, hy, hz), cylinder (r, half_height, 0). ``info["obstacles"]`` lists the same as dicts,
-so a planner can build a signed distance field.
+``[type (1 sphere, 2 box, 3 cylinder, 4 mesh), x, y, z (centre, m), s0, s1, s2, yaw (rad)]`` with sizes
+sphere (r, 0, 0), box (hx, hy, hz), cylinder (r, half_height, 0), mesh: its yaw-aligned bounding box (hx, hy, hz)
+(a fixed-size row cannot hold a mesh). ``info["obstacles"]`` (at reset and at every step) lists the same as dicts
+(:meth:`bm_envs.scenario.Obstacle.to_dict`; a mesh with its file, sha256, scale and pose), so a planner can build
+a signed distance field, exact for meshes too.
 
 ``info["clearance_m"]``: distance between the robot's collision geoms and the nearest obstacle (MuJoCo's
 ``mj_geomDistance``, evaluated for obstacles whose footprint is within 1.5 m of the pelvis, else capped at
@@ -25,8 +28,15 @@ from bm_envs.scene import place_obstacles
 from bm_envs.waypoint import G1WaypointEnv
 
 MAX_OBS_ROWS = 16
-_TYPE_ID = {"sphere": 1, "box": 2, "cylinder": 3}
 CLEARANCE_CAP_M = 1.5
+
+
+def obstacle_rows(obstacles) -> np.ndarray:
+    """The (:data:`MAX_OBS_ROWS`, 8) observation rows of ``obstacles`` (:meth:`Obstacle.row`), zero rows unused."""
+    rows = np.zeros((MAX_OBS_ROWS, 8))
+    for i, o in enumerate(obstacles[:MAX_OBS_ROWS]):
+        rows[i] = o.row()
+    return rows
 
 
 class G1ObstacleEnv(G1WaypointEnv):
@@ -51,20 +61,21 @@ class G1ObstacleEnv(G1WaypointEnv):
             raise ValueError(f"scenario {self.scenario.name!r} has up to {n_max} obstacles; at most {MAX_OBS_ROWS}")
         self.obstacles = []
 
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options=options)
+        info["obstacles"] = self._obst_dicts
+        return obs, info
+
     def _task_spaces(self):
         return {**super()._task_spaces(), "obstacles": _box(MAX_OBS_ROWS, 8)}
 
     def _task_reset(self, start_xy, start_yaw):
         super()._task_reset(start_xy, start_yaw)
         self.obstacles = self.scenario.sample_obstacles(self.np_random, start_xy)[:MAX_OBS_ROWS]
-        self._obst_geoms = place_obstacles(self.model, self.idx, self.obstacles)
-        rows = np.zeros((MAX_OBS_ROWS, 8))
-        for i, o in enumerate(self.obstacles):
-            rows[i, 0] = _TYPE_ID[o.type]
-            rows[i, 1:4] = o.pos
-            rows[i, 4 : 4 + len(o.size)] = o.size
-            rows[i, 7] = o.yaw
-        self._obst_rows = rows
+        self._obst_geom_sets = place_obstacles(self.model, self.idx, self.obstacles)
+        self._obst_geoms = np.concatenate(self._obst_geom_sets) if self.obstacles else np.zeros(0, dtype=int)
+        self._obst_rows = obstacle_rows(self.obstacles)
+        self._obst_dicts = [o.to_dict() for o in self.obstacles]
         self._fromto = np.zeros(6)
         self.min_clearance = CLEARANCE_CAP_M
         self.collided = False
@@ -74,12 +85,13 @@ class G1ObstacleEnv(G1WaypointEnv):
 
     def _clearance(self, root_xy: np.ndarray) -> float:
         best = CLEARANCE_CAP_M
-        for o, g in zip(self.obstacles, self._obst_geoms):
+        for o, gs in zip(self.obstacles, self._obst_geom_sets):
             if np.linalg.norm(np.asarray(o.pos[:2]) - root_xy) - o.radius_xy > CLEARANCE_CAP_M:
                 continue
-            for rg in self.idx.robot_geoms:
-                d = mujoco.mj_geomDistance(self.model, self.data, int(rg), int(g), CLEARANCE_CAP_M, self._fromto)
-                best = min(best, d)
+            for g in gs:
+                for rg in self.idx.robot_geoms:
+                    d = mujoco.mj_geomDistance(self.model, self.data, int(rg), int(g), CLEARANCE_CAP_M, self._fromto)
+                    best = min(best, d)
         return float(max(best, 0.0))
 
     def _task_step(self, state):
@@ -97,7 +109,7 @@ class G1ObstacleEnv(G1WaypointEnv):
             collided=self.collided,
             clearance_m=clearance,
             min_clearance_m=self.min_clearance,
-            obstacles=[o.to_dict() for o in self.obstacles],
+            obstacles=self._obst_dicts,
             success=bool(info["success"] and not self.collided),
         )
         return terms, done or (hit and self.terminate_on_collision), info

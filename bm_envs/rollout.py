@@ -43,6 +43,8 @@ def run_episode(
     obs, info = env.reset(seed=seed)
     if hasattr(policy, "reset"):
         policy.reset()
+    if "obstacles" in info and hasattr(policy, "set_obstacles"):
+        policy.set_obstacles(info["obstacles"])  # the exact shapes of mesh obstacles (rows hold their boxes)
     frames: list[np.ndarray] = []
     steps, ret = 0, 0.0
     path = [info["root_xy"].copy()]

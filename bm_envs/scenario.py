@@ -12,7 +12,10 @@ A scenario is a JSON object (distances m, angles rad, times s)::
       "obstacles": [                                Obstacle env; static, colliding with the robot
         {"type": "cylinder", "pos": [2.0, 0.3], "radius": 0.25, "height": 1.5},
         {"type": "box", "pos": [3.5, -0.5], "half_size": [0.3, 0.2, 0.5], "yaw": 0.4},
-        {"type": "sphere", "pos": [4.5, 0.6, 0.9], "radius": 0.3}],
+        {"type": "sphere", "pos": [4.5, 0.6, 0.9], "radius": 0.3},
+        {"type": "mesh", "file": "meshes/l-wall.stl", "pos": [2, 1], "yaw": 0, "scale": 1.0}],
+                                                    mesh (STL/OBJ/PLY, relative to the scenario's folder; "hull":
+                                                    true for its convex hull): :mod:`bm_envs.mesh_obstacles`
       "random_obstacles": {"count": 4, "region": [[1, -2], [5, 2]], "types": ["cylinder", "box"],
                            "radius": [0.15, 0.35]},  drawn per reset, kept clear of the start and goals
       "joystick": [{"t": 0.0, "vx": 0.5, "vy": 0.0, "yaw_rate": 0.0}],   Joystick: piecewise-constant commands
@@ -35,8 +38,13 @@ from typing import Any
 
 import numpy as np
 
+from bm_envs.mesh_obstacles import MeshError, MeshGeometry, PlacedMesh
+
 ENV_IDS = ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")
+#: Primitive obstacle types (also what ``random_obstacles`` draws); ``"mesh"`` obstacles are listed explicitly.
 OBSTACLE_TYPES = ("sphere", "box", "cylinder")
+#: Type id of each obstacle type in the (M, 8) obstacle observation rows (0 = an unused row).
+OBSTACLE_TYPE_IDS = {"sphere": 1, "box": 2, "cylinder": 3, "mesh": 4}
 #: Joystick success criteria (``success.criterion``; :mod:`bm_envs.joystick`) and the numbers they take (upper bounds).
 SUCCESS_CRITERIA = ("segments", "no_fall", "vel_error")
 SUCCESS_NUMBERS = {"max_vel_error": 100.0, "settle_s": 60.0, "planar_tol": 100.0, "yaw_tol": 100.0,
@@ -55,17 +63,34 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Obstacle:
     """A static obstacle. ``pos`` is the world centre (x, y, z) in m; ``size`` depends on ``type``:
-    sphere (radius,), cylinder (radius, half_height), box (hx, hy, hz). ``yaw`` rotates boxes about z."""
+    sphere (radius,), cylinder (radius, half_height), box (hx, hy, hz). ``yaw`` rotates boxes about z.
+    A ``"mesh"`` obstacle carries its :class:`~bm_envs.mesh_obstacles.PlacedMesh` in ``mesh``; its ``pos``,
+    ``size`` and ``yaw`` are its yaw-aligned bounding box (what stands in for it where only a box fits)."""
 
     type: str
     pos: tuple[float, float, float]
     size: tuple[float, ...]
     yaw: float = 0.0
+    mesh: PlacedMesh | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_mesh(cls, mesh: PlacedMesh) -> Obstacle:
+        centre, half = mesh.box()
+        return cls("mesh", tuple(float(x) for x in centre), tuple(float(x) for x in half), float(mesh.yaw), mesh)
+
+    def row(self) -> np.ndarray:
+        """This obstacle as a row of the (M, 8) obstacle observation: ``[type id, x, y, z, s0, s1, s2, yaw]``."""
+        r = np.zeros(8)
+        r[0] = OBSTACLE_TYPE_IDS[self.type]
+        r[1:4] = self.pos
+        r[4 : 4 + len(self.size)] = self.size
+        r[7] = self.yaw
+        return r
 
     @property
     def radius_xy(self) -> float:
         """Radius of a vertical cylinder bounding the obstacle's footprint (m)."""
-        if self.type == "box":
+        if self.type in ("box", "mesh"):
             return float(math.hypot(self.size[0], self.size[1]))
         return float(self.size[0])
 
@@ -77,9 +102,10 @@ class Obstacle:
 
     def footprint_distance(self, xy) -> np.ndarray:
         """Exact signed distance (m) from points ``xy`` (..., 2) to the obstacle's footprint on the floor plane
-        (a disk for spheres and cylinders, a yaw-rotated rectangle for boxes): negative inside."""
+        (a disk for spheres and cylinders, a yaw-rotated rectangle for boxes and for a mesh's bounding box):
+        negative inside."""
         d = np.asarray(xy, dtype=np.float64) - np.asarray(self.pos[:2])
-        if self.type != "box":
+        if self.type not in ("box", "mesh"):
             return np.linalg.norm(d, axis=-1) - self.size[0]
         c, s = math.cos(self.yaw), math.sin(self.yaw)
         q = np.abs(np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)) - self.size[:2]
@@ -89,8 +115,11 @@ class Obstacle:
         """Exact distance (m) from vertical segments at ``xy`` (..., 2) spanning heights [z_lo, z_hi] (a standing
         robot's column) to the obstacle; negative (the footprint depth) where the column passes through it.
         Boxes and cylinders are a footprint × a height interval, so the distance separates into
-        sqrt(d_xy² + d_z²); for a sphere it is the distance to the nearest point of the segment minus the radius."""
+        sqrt(d_xy² + d_z²); for a sphere it is the distance to the nearest point of the segment minus the radius;
+        for a mesh, the minimum of its signed distance field along the segment (every 2 cm)."""
         xy = np.asarray(xy, dtype=np.float64)
+        if self.mesh is not None:
+            return self.mesh.column_distance(xy, z_lo, z_hi)
         if self.type == "sphere":
             z = min(max(self.pos[2], z_lo), z_hi)
             d = np.linalg.norm(xy - np.asarray(self.pos[:2]), axis=-1)
@@ -103,7 +132,22 @@ class Obstacle:
         return np.sqrt(np.maximum(dxy, 0.0) ** 2 + gap * gap)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "pos": list(self.pos), "size": list(self.size), "yaw": self.yaw}
+        """JSON-ready; a mesh adds ``file`` (absolute), ``sha256``, ``scale``, ``hull`` and ``origin`` (its frame's
+        world position), enough to rebuild it (:func:`obstacle_from_dict`)."""
+        d: dict[str, Any] = {"type": self.type, "pos": list(self.pos), "size": list(self.size), "yaw": self.yaw}
+        if self.mesh is not None:
+            g = self.mesh.geometry
+            d.update(file=str(g.file), sha256=g.sha256, scale=list(g.scale), hull=g.hull,
+                     origin=[float(x) for x in self.mesh.origin])  # fmt: skip
+        return d
+
+
+def obstacle_from_dict(d: dict) -> Obstacle:
+    """Inverse of :meth:`Obstacle.to_dict` (a mesh is re-read from its file and must have the recorded sha256)."""
+    if d.get("type") == "mesh":
+        g = MeshGeometry.from_file(d["file"], d.get("scale", 1.0), bool(d.get("hull", False)), d.get("sha256"))
+        return Obstacle.from_mesh(PlacedMesh(g, np.asarray(d["origin"], dtype=np.float64), float(d.get("yaw", 0.0))))
+    return Obstacle(d["type"], tuple(d["pos"]), tuple(d["size"]), float(d.get("yaw", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -205,11 +249,37 @@ def _range(v: Any, where: str, lo: float = 0.0) -> tuple[float, float]:
     return a, b
 
 
-def _parse_obstacle(o: Any, where: str) -> Obstacle:
+def _parse_mesh(o: dict, where: str, base_dir: Path | None) -> Obstacle:
+    _check_keys(o, {"type", "file", "pos", "yaw", "scale", "hull"}, where)
+    f = _require(o, "file", where)
+    if not isinstance(f, str) or not f:
+        raise ScenarioError(f"{where}.file: expected a file name, got {f!r}")
+    path = Path(f) if Path(f).is_absolute() or base_dir is None else Path(base_dir) / f
+    scale = o.get("scale", 1.0)
+    scale = _num(scale, f"{where}.scale", 1e-6) if not isinstance(scale, (list, tuple)) else _vec(scale, 3, f"{where}.scale", 1e-6)
+    hull = o.get("hull", False)
+    if not isinstance(hull, bool):
+        raise ScenarioError(f"{where}.hull: expected true or false, got {hull!r}")
+    yaw = _num(o.get("yaw", 0.0), f"{where}.yaw")
+    try:
+        geom = MeshGeometry.from_file(path, scale, hull)
+    except MeshError as e:
+        raise ScenarioError(f"{where}.file: {e}") from None
+    pos = o.get("pos")
+    if isinstance(pos, (list, tuple)) and len(pos) == 3:
+        placed = PlacedMesh(geom, np.array(_vec(pos, 3, f"{where}.pos")), yaw)
+    else:
+        placed = PlacedMesh.on_floor(geom, _vec(pos, 2, f"{where}.pos"), yaw)
+    return Obstacle.from_mesh(placed)
+
+
+def _parse_obstacle(o: Any, where: str, base_dir: Path | None = None) -> Obstacle:
+    if isinstance(o, dict) and o.get("type") == "mesh":
+        return _parse_mesh(o, where, base_dir)
     _check_keys(o, {"type", "pos", "radius", "height", "half_size", "yaw"}, where)
     kind = _require(o, "type", where)
     if kind not in OBSTACLE_TYPES:
-        raise ScenarioError(f"{where}.type: {kind!r} is not one of {OBSTACLE_TYPES}")
+        raise ScenarioError(f"{where}.type: {kind!r} is not one of {(*OBSTACLE_TYPES, 'mesh')}")
     pos = o.get("pos")
     yaw = _num(o.get("yaw", 0.0), f"{where}.yaw")
     if kind == "sphere":
@@ -227,8 +297,9 @@ def _parse_obstacle(o: Any, where: str) -> Obstacle:
     return Obstacle("box", (x, y, hs[2]), hs, yaw)
 
 
-def parse_scenario(d: Any, source: str = "scenario") -> Scenario:
-    """Validate a scenario dict (as loaded from JSON) and return a :class:`Scenario`."""
+def parse_scenario(d: Any, source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
+    """Validate a scenario dict (as loaded from JSON) and return a :class:`Scenario`. ``base_dir``: the folder
+    relative mesh file names are read from (the scenario file's; default the working directory)."""
     allowed = {
         "name", "env", "time_limit_s", "start", "waypoints", "goal_radius_m", "obstacles",
         "random_obstacles", "joystick", "pushes", "success",
@@ -261,7 +332,7 @@ def parse_scenario(d: Any, source: str = "scenario") -> Scenario:
     obstacles = d.get("obstacles", [])
     if not isinstance(obstacles, list):
         raise ScenarioError(f"{source}.obstacles: expected a list")
-    kw["obstacles"] = tuple(_parse_obstacle(o, f"{source}.obstacles[{i}]") for i, o in enumerate(obstacles))
+    kw["obstacles"] = tuple(_parse_obstacle(o, f"{source}.obstacles[{i}]", base_dir) for i, o in enumerate(obstacles))
 
     ro = d.get("random_obstacles")
     if ro is not None:
@@ -355,4 +426,4 @@ def load_scenario(path: str | Path | dict | Scenario) -> Scenario:
         raise ScenarioError(f"scenario file not found: {p} (built-in scenarios: {sorted(builtin_scenarios())})") from None
     except json.JSONDecodeError as e:
         raise ScenarioError(f"{p}: malformed JSON: {e}") from None
-    return parse_scenario(data, source=p.name)
+    return parse_scenario(data, source=p.name, base_dir=p.resolve().parent)

@@ -7,12 +7,16 @@ motor drivers run on hardware (kp/kd sent per joint in ``LowCmd``).
 
 Obstacles change per episode, so the scene holds :data:`MAX_OBSTACLES` pre-allocated obstacle slots (one geom
 in a static body of its own each); :func:`place_obstacles` sets their type, pose and size at reset (no
-recompilation). Unused slots are parked far away with collisions disabled.
+recompilation). Unused slots are parked far away with collisions disabled. Mesh obstacles
+(:mod:`bm_envs.mesh_obstacles`) are fixed by the scenario, so they are compiled into the model instead
+(:func:`add_mesh_obstacles`): one static body per mesh with the mesh as a visual geom and its convex pieces as
+collision geoms (hidden, group 3).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import mujoco
 import numpy as np
@@ -43,6 +47,7 @@ class SceneIndex:
     goal_sites: np.ndarray  # (MAX_GOALS,) site ids
     head_site: int
     init_pelvis_height: float  # pelvis height (m) at which the default pose stands with feet on the floor
+    mesh_geoms: tuple[np.ndarray, ...] = field(default_factory=tuple)  # collision geoms of each mesh obstacle
 
 
 def add_stage(spec: mujoco.MjSpec) -> None:
@@ -76,6 +81,43 @@ def add_stage(spec: mujoco.MjSpec) -> None:
         )  # fmt: skip
 
 
+def add_mesh_obstacles(spec: mujoco.MjSpec, obstacles: Sequence[Obstacle]) -> None:
+    """Compile the ``"mesh"`` obstacles among ``obstacles`` into ``spec`` (body ``mesh_obstacle_<k>``, k in order
+    of appearance): the mesh drawn as it is (no collisions) and its convex pieces colliding like the primitive
+    obstacles (contype :data:`OBSTACLE_CONTYPE`). Read back with :func:`mesh_obstacle_geoms`."""
+    k = 0
+    for o in obstacles:
+        if o.type != "mesh" or o.mesh is None:
+            continue
+        pm, name = o.mesh, f"mesh_obstacle_{k}"
+        quat = [np.cos(pm.yaw / 2), 0.0, 0.0, np.sin(pm.yaw / 2)]
+        body = spec.worldbody.add_body(name=name, pos=pm.origin.tolist(), quat=quat)
+        spec.add_mesh(name=f"{name}_visual", uservert=pm.geometry.vertices.ravel().tolist(),
+                      userface=pm.geometry.faces.ravel().tolist())  # fmt: skip
+        body.add_geom(name=f"{name}_visual", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"{name}_visual",
+                      contype=0, conaffinity=0, mass=0.0, rgba=[0.85, 0.45, 0.2, 1.0], group=0)  # fmt: skip
+        for j, (v, f) in enumerate(pm.geometry.convex_pieces):
+            spec.add_mesh(name=f"{name}_part_{j}", uservert=v.ravel().tolist(), userface=f.ravel().tolist())
+            body.add_geom(name=f"{name}_part_{j}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"{name}_part_{j}",
+                          contype=OBSTACLE_CONTYPE, conaffinity=1, mass=0.0, rgba=[0.85, 0.45, 0.2, 0.0],
+                          group=3)  # fmt: skip
+        k += 1
+
+
+def mesh_obstacle_geoms(model: mujoco.MjModel) -> tuple[np.ndarray, ...]:
+    """Collision geom ids of each compiled mesh obstacle (see :func:`add_mesh_obstacles`), in order."""
+    out = []
+    k = 0
+    while True:
+        try:
+            bid = model.body(f"mesh_obstacle_{k}").id
+        except KeyError:
+            return tuple(out)
+        geoms = np.nonzero(model.geom_bodyid == bid)[0]
+        out.append(np.array([g for g in geoms if model.geom_contype[g]], dtype=int))
+        k += 1
+
+
 def load_robot_spec(simplified_visuals: bool = False) -> mujoco.MjSpec:
     """The pinned G1 MJCF with a head site on the torso and its motors turned into joint-space PD servos
     (gain kp, bias −kp·q − kd·q̇, force clamped to the torque limit: PD at physics rate, inside MuJoCo).
@@ -101,11 +143,12 @@ def load_robot_spec(simplified_visuals: bool = False) -> mujoco.MjSpec:
     return robot
 
 
-def build_model(simplified_visuals: bool = False) -> tuple[mujoco.MjModel, SceneIndex]:
-    """Compile the G1 scene (``simplified_visuals``: see :func:`load_robot_spec`). Returns the model and the id
-    lookup."""
+def build_model(simplified_visuals: bool = False, obstacles: Sequence[Obstacle] = ()) -> tuple[mujoco.MjModel, SceneIndex]:
+    """Compile the G1 scene (``simplified_visuals``: see :func:`load_robot_spec`; the ``"mesh"`` obstacles among
+    ``obstacles`` are compiled in, see :func:`add_mesh_obstacles`). Returns the model and the id lookup."""
     spec = load_robot_spec(simplified_visuals)
     add_stage(spec)
+    add_mesh_obstacles(spec, obstacles)
     for i in range(MAX_GOALS):
         spec.worldbody.add_site(
             name=f"goal_{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.3, 0.005, 0], pos=_PARK,
@@ -145,13 +188,20 @@ def _index(model: mujoco.MjModel) -> SceneIndex:
         goal_sites=np.array([model.site(f"goal_{i}").id for i in range(MAX_GOALS)]),
         head_site=model.site("head").id,
         init_pelvis_height=float(init_h),
+        mesh_geoms=mesh_obstacle_geoms(model),
     )
 
 
-def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obstacle]) -> np.ndarray:
-    """Move the obstacle slots to ``obstacles``; park the rest. Returns the geom ids in use (list order)."""
-    if len(obstacles) > MAX_OBSTACLES:
-        raise ValueError(f"at most {MAX_OBSTACLES} obstacles are supported, got {len(obstacles)}")
+def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obstacle]) -> list[np.ndarray]:
+    """Move the primitive obstacle slots to the primitives among ``obstacles`` and park the rest; the ``"mesh"``
+    obstacles are compiled in already (:func:`add_mesh_obstacles`, same order). Returns, per obstacle in list order,
+    the ids of its collision geoms (one slot for a primitive, the convex pieces for a mesh)."""
+    prims = [o for o in obstacles if o.type != "mesh"]
+    meshes = [o for o in obstacles if o.type == "mesh"]
+    if len(prims) > MAX_OBSTACLES:
+        raise ValueError(f"at most {MAX_OBSTACLES} primitive obstacles are supported, got {len(prims)}")
+    if len(meshes) != len(idx.mesh_geoms):
+        raise ValueError(f"{len(meshes)} mesh obstacles given, the model was compiled with {len(idx.mesh_geoms)}")
     geoms = idx.obstacle_geoms
     model.geom_pos[geoms] = _PARK
     model.geom_contype[geoms] = 0
@@ -159,7 +209,7 @@ def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obst
     model.body_contype[model.geom_bodyid[geoms]] = 0
     model.body_conaffinity[model.geom_bodyid[geoms]] = 0
     model.geom_rgba[geoms, 3] = 0.0
-    for g, o in zip(geoms, obstacles):
+    for g, o in zip(geoms, prims):
         model.geom_type[g] = _TYPES[o.type]
         size = np.zeros(3)
         size[: len(o.size)] = o.size
@@ -177,7 +227,8 @@ def place_obstacles(model: mujoco.MjModel, idx: SceneIndex, obstacles: list[Obst
         model.geom_contype[g] = model.body_contype[model.geom_bodyid[g]] = OBSTACLE_CONTYPE
         model.geom_conaffinity[g] = model.body_conaffinity[model.geom_bodyid[g]] = 1
         model.geom_rgba[g, 3] = 1.0
-    return geoms[: len(obstacles)].copy()
+    slots, mesh_sets = iter(geoms[: len(prims)]), iter(idx.mesh_geoms)
+    return [np.array([next(slots)]) if o.type != "mesh" else next(mesh_sets).copy() for o in obstacles]
 
 
 def place_goals(model: mujoco.MjModel, idx: SceneIndex, goals: np.ndarray, radius: float) -> None:

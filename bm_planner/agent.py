@@ -255,8 +255,25 @@ class DiffusionAgent:
         self._waypoints: WaypointCost | None = None
         self._pursuit: PurePursuit | None = None
         self.last_plan = None
+        self._meshes: list | None = None
         self.planner.reset()
         self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0, "warm_plans": 0}
+
+    def set_obstacles(self, obstacles) -> None:
+        """The scene's obstacles as the env lists them (``info["obstacles"]`` of ``BM-G1-Obstacle-v0`` at reset:
+        dicts, or :class:`bm_envs.scenario.Obstacle` objects), in the order of ``obs["obstacles"]``'s rows. A row
+        cannot hold a mesh, so this is how the obstacle cost gets the exact shape of ``"mesh"`` obstacles (without
+        it they are their bounding boxes); primitives are read from the rows either way. Cleared by :meth:`reset`,
+        so call it after ``reset`` (:func:`bm_envs.rollout.run_episode` does)."""
+        from bm_planner.guidance.sdf import placed_mesh
+
+        meshes = []
+        for o in obstacles:
+            d = o if isinstance(o, dict) else o.to_dict()
+            if d.get("type") == "mesh":
+                m = getattr(o, "mesh", None)
+                meshes.append(m if m is not None else placed_mesh(d))
+        self._meshes = meshes
 
     # ------------------------------------------------------------------ task costs
     def task_cost(self, obs: dict) -> Cost | None:
@@ -278,7 +295,12 @@ class DiffusionAgent:
         if "obstacles" in obs:
             rows = np.asarray(obs["obstacles"], dtype=np.float64)
             if (rows[:, 0] > 0).any():
-                oc = self.config.obstacle_weight * ObstacleAvoidanceCost(SignedDistanceField(rows), self.body_radii)
+                meshes = self._meshes if self._meshes is not None and (rows[:, 0] == 4).any() else None
+                if meshes is not None and len(meshes) != int((rows[:, 0] == 4).sum()):
+                    raise ValueError(f"obs['obstacles'] has {int((rows[:, 0] == 4).sum())} mesh rows, "
+                                     f"set_obstacles gave {len(meshes)} meshes")  # fmt: skip
+                sdf = SignedDistanceField(rows, meshes=meshes)
+                oc = self.config.obstacle_weight * ObstacleAvoidanceCost(sdf, self.body_radii)
                 cost = oc if cost is None else cost + oc
         return cost
 

@@ -160,6 +160,13 @@ class _Team:
         self.info = {"plan_time_s": 0.0, "plan_time_total_s": 0.0, "plan_calls": 0, "plans": 0,
                      "predict_time_total_s": 0.0}  # fmt: skip
 
+    def set_obstacles(self, infos: dict) -> None:
+        """Each robot's ``infos[agent]["obstacles"]`` (the env's reset infos) to its obstacle cost, so that mesh
+        obstacles are exact (:meth:`DiffusionAgent.set_obstacles`). Call after :meth:`reset`."""
+        for a, ag in self.agents.items():
+            if a in infos and "obstacles" in infos[a]:
+                ag.set_obstacles(infos[a]["obstacles"])
+
     # ------------------------------------------------------------------ the others as moving spheres
     def _observe(self, observations: dict) -> None:
         for a, o in observations.items():

@@ -66,7 +66,7 @@ from bm_envs import g1_constants as g1
 from bm_envs.g1_base import _fast_index, _projected_gravity, body_lin_vel_w
 from bm_envs.multi.scenario import MAX_AGENTS, MIN_AGENTS, MultiScenario, load_multi_scenario, swap_scenario
 from bm_envs.multi.scene import build_multi_model
-from bm_envs.obstacle import _TYPE_ID, MAX_OBS_ROWS, G1ObstacleEnv
+from bm_envs.obstacle import MAX_OBS_ROWS, G1ObstacleEnv, obstacle_rows
 from bm_envs.render import SceneRenderer
 from bm_envs.rotations import quat_from_yaw, world_to_yaw_frame, yaw_from_quat
 from bm_envs.scene import MAX_GOALS, place_goals, place_obstacles
@@ -129,7 +129,7 @@ class MultiG1Env(ParallelEnv):
         self._width, self._height = width, height
         self.max_steps = int(round(sc.time_limit_s / g1.CONTROL_DT))
 
-        self.model, self.idx = build_multi_model(sc.num_agents)
+        self.model, self.idx = build_multi_model(sc.num_agents, sc.obstacles)
         self.data = mujoco.MjData(self.model)
         self.possible_agents = [f"robot_{i}" for i in range(sc.num_agents)]
         self.agents: list[str] = []
@@ -185,15 +185,10 @@ class MultiG1Env(ParallelEnv):
                 raise ValueError(f"options['starts'] must be finite with shape ({self.num_robots}, 3) = (x, y, yaw) "
                                  f"per robot, got {np.asarray(options['starts']).shape}")  # fmt: skip
         mujoco.mj_resetData(m, d)
-        self._obst_geoms = place_obstacles(m, self.idx, obstacles)
+        sets = place_obstacles(m, self.idx, obstacles)
+        self._obst_geoms = np.concatenate(sets) if sets else np.zeros(0, dtype=int)
         self.obstacles = obstacles
-        rows = np.zeros((MAX_OBS_ROWS, 8))
-        for k, o in enumerate(obstacles):
-            rows[k, 0] = _TYPE_ID[o.type]
-            rows[k, 1:4] = o.pos
-            rows[k, 4 : 4 + len(o.size)] = o.size
-            rows[k, 7] = o.yaw
-        self._obst_rows = rows
+        self._obst_rows = obstacle_rows(obstacles)
         for i, a in enumerate(self.idx.agents):
             x, y, yaw = starts[i]
             d.qpos[a.root_qpos : a.root_qpos + 3] = [x, y, self.idx.init_pelvis_height]
@@ -219,6 +214,9 @@ class MultiG1Env(ParallelEnv):
         self._robot_contact = np.zeros(n, dtype=bool)
         obs = {a: self._agent_obs(i) for i, a in enumerate(self.possible_agents)}
         infos = {a: self._agent_info(i) for i, a in enumerate(self.possible_agents)}
+        if self._with_obstacles:
+            for a in infos:
+                infos[a]["obstacles"] = [o.to_dict() for o in obstacles]
         return obs, infos
 
     # ------------------------------------------------------------------ step

@@ -68,6 +68,8 @@ def run_trial(env: MultiG1Env, team, seed: int) -> dict[str, Any]:
     """One episode from ``env.reset(seed=seed)``; the team's outcome (final info of every robot)."""
     obs, infos = env.reset(seed=seed)
     team.reset()
+    if hasattr(team, "set_obstacles"):
+        team.set_obstacles(infos)  # exact mesh obstacles (the rows hold their bounding boxes)
     final = dict(infos)
     steps = 0
     t0 = time.perf_counter()

@@ -78,7 +78,7 @@ class MultiScenario:
         return dict(self.source) if self.source is not None else {}
 
 
-def parse_multi_scenario(d: Any, source: str = "scenario") -> MultiScenario:
+def parse_multi_scenario(d: Any, source: str = "scenario", base_dir: str | Path | None = None) -> MultiScenario:
     """Validate a multi-robot scenario dict (as loaded from JSON)."""
     allowed = {"name", "env", "time_limit_s", "goal_radius_m", "start_noise", "min_separation_m", "agents",
                "obstacles", "random_obstacles"}  # fmt: skip
@@ -111,7 +111,7 @@ def parse_multi_scenario(d: Any, source: str = "scenario") -> MultiScenario:
                   "goal_radius_m": d.get("goal_radius_m", 0.3), "obstacles": obstacles}  # fmt: skip
         if random_obstacles is not None:
             single["random_obstacles"] = random_obstacles
-        parsed.append(parse_scenario(single, source=where))
+        parsed.append(parse_scenario(single, source=where, base_dir=base_dir))
     starts = np.array([sc.start_xy for sc in parsed])
     for i in range(len(parsed)):
         for j in range(i + 1, len(parsed)):
@@ -137,7 +137,7 @@ def load_multi_scenario(path: str | Path | dict | MultiScenario) -> MultiScenari
         raise ScenarioError(f"scenario file not found: {p} (presets: 'swap-2' … 'swap-8')") from None
     except json.JSONDecodeError as e:
         raise ScenarioError(f"{p}: malformed JSON: {e}") from None
-    return parse_multi_scenario(data, source=p.name)
+    return parse_multi_scenario(data, source=p.name, base_dir=p.resolve().parent)
 
 
 def swap_scenario(

@@ -10,14 +10,16 @@ other, with obstacles and with the floor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
-from bm_envs.scene import _PARK, MAX_GOALS, MAX_OBSTACLES, add_stage, load_robot_spec
+from bm_envs.scene import (
+    _PARK, MAX_GOALS, MAX_OBSTACLES, add_mesh_obstacles, add_stage, load_robot_spec, mesh_obstacle_geoms,
+)  # fmt: skip
 
 #: goal disc colours per robot (RGBA), cycled
 AGENT_COLORS = np.array([[0.1, 0.9, 0.2], [0.2, 0.5, 1.0], [1.0, 0.8, 0.1], [0.9, 0.2, 0.8],
@@ -51,16 +53,19 @@ class MultiSceneIndex:
     obstacle_geoms: np.ndarray  # (MAX_OBSTACLES,)
     geom_agent: np.ndarray  # (ngeom,) owning robot of each collision geom, -1 for non-robot geoms
     init_pelvis_height: float
+    mesh_geoms: tuple[np.ndarray, ...] = field(default_factory=tuple)  # collision geoms of each mesh obstacle
 
     def goal_index(self, i: int) -> SimpleNamespace:
         """A stand-in for ``SceneIndex`` exposing robot ``i``'s goal sites (for :func:`bm_envs.scene.place_goals`)."""
         return SimpleNamespace(goal_sites=self.agents[i].goal_sites)
 
 
-def build_multi_model(n: int) -> tuple[mujoco.MjModel, MultiSceneIndex]:
-    """Compile the scene with ``n`` G1s (parked 2 m apart along y; the env places them at reset)."""
+def build_multi_model(n: int, obstacles=()) -> tuple[mujoco.MjModel, MultiSceneIndex]:
+    """Compile the scene with ``n`` G1s (parked 2 m apart along y; the env places them at reset) and the
+    ``"mesh"`` obstacles among ``obstacles`` (:func:`bm_envs.scene.add_mesh_obstacles`)."""
     spec = mujoco.MjSpec()
     add_stage(spec)
+    add_mesh_obstacles(spec, obstacles)
     wb = spec.worldbody
     for i in range(n):
         rgba = [*AGENT_COLORS[i % len(AGENT_COLORS)], 0.5]
@@ -112,4 +117,5 @@ def _index(model: mujoco.MjModel, n: int) -> MultiSceneIndex:
         obstacle_geoms=np.array([model.geom(f"obstacle_{i}").id for i in range(MAX_OBSTACLES)]),
         geom_agent=geom_agent,
         init_pelvis_height=float(init_h),
+        mesh_geoms=mesh_obstacle_geoms(model),
     )

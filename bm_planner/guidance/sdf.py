@@ -6,15 +6,24 @@ surface, positive outside. (The minimum of exact SDFs is exact outside the union
 depth inside it, which is all the obstacle cost needs.)
 
 Row layout (the obstacle env's ``obs["obstacles"]``, (M, 8)):
-``[type (0 none, 1 sphere, 2 box, 3 cylinder), x, y, z, s0, s1, s2, yaw]`` with sizes sphere (r, ·, ·),
-box (hx, hy, hz), cylinder (r, half_height, ·).
+``[type (0 none, 1 sphere, 2 box, 3 cylinder, 4 mesh), x, y, z, s0, s1, s2, yaw]`` with sizes sphere (r, ·, ·),
+box (hx, hy, hz), cylinder (r, half_height, ·), mesh: its yaw-aligned bounding box (hx, hy, hz).
+
+Meshes: a row cannot hold a mesh, so a mesh row is its bounding box unless the field is given the mesh itself
+(``meshes=``, or :meth:`SignedDistanceField.from_obstacles` on the env's ``info["obstacles"]``): then its distance
+is the mesh's grid SDF (:class:`bm_envs.mesh_obstacles.GridSDF`, trilinear, numpy on the host) with its analytic
+gradient passed to autograd.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 
-SPHERE, BOX, CYLINDER = 1, 2, 3
+SPHERE, BOX, CYLINDER, MESH = 1, 2, 3, 4
+_PLACED: dict[tuple, object] = {}  # meshes rebuilt from info dicts, by (sha256, scale, hull, origin, yaw)
 _EPS = 1e-12
 
 
@@ -55,22 +64,62 @@ def sdf_cylinder(p: torch.Tensor, center: torch.Tensor, radius: torch.Tensor, ha
     return outside + inside
 
 
-class SignedDistanceField:
-    """Union of primitives. ``sdf(points (..., 3)) -> (...,)`` metres; empty field → +``far``."""
+class _MeshDistance(torch.autograd.Function):
+    """Distance to a :class:`bm_envs.mesh_obstacles.PlacedMesh` (numpy) with its analytic gradient."""
 
-    def __init__(self, rows, far: float = 10.0, dtype=torch.float32, device=None):
+    @staticmethod
+    def forward(ctx, points, mesh):
+        d, g = mesh.value_and_grad(points.detach().cpu().double().numpy())
+        ctx.save_for_backward(torch.from_numpy(g).to(points))
+        return torch.from_numpy(np.asarray(d)).to(points)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (g,) = ctx.saved_tensors
+        return grad_out[..., None] * g, None
+
+
+def placed_mesh(d: dict):
+    """The :class:`~bm_envs.mesh_obstacles.PlacedMesh` of a mesh obstacle dict (``Obstacle.to_dict()``), re-read
+    from its file once per process (its sha256 checked) and then reused."""
+    from bm_envs.scenario import obstacle_from_dict
+
+    key = (d.get("sha256"), tuple(d.get("scale", (1.0,))), bool(d.get("hull", False)), tuple(d["origin"]),
+           float(d.get("yaw", 0.0)))  # fmt: skip
+    if key not in _PLACED:
+        _PLACED[key] = obstacle_from_dict(d).mesh
+    return _PLACED[key]
+
+
+class SignedDistanceField:
+    """Union of primitives and meshes. ``sdf(points (..., 3)) -> (...,)`` metres; empty field → +``far``.
+
+    ``meshes``: one :class:`~bm_envs.mesh_obstacles.PlacedMesh` per mesh row (type 4), in row order; without them
+    the mesh rows are their bounding boxes (a warning says so)."""
+
+    def __init__(self, rows, far: float = 10.0, dtype=torch.float32, device=None, meshes=None):
         r = torch.as_tensor(rows, dtype=dtype, device=device)
         if r.ndim != 2 or r.shape[1] != 8:
             raise ValueError(f"obstacle rows must have shape (M, 8), got {tuple(r.shape)}")
         if not torch.isfinite(r).all():
             raise ValueError("obstacle rows contain NaN or inf")
         kinds = r[:, 0].round()
-        if not torch.isin(kinds, torch.tensor([0.0, SPHERE, BOX, CYLINDER], dtype=dtype, device=r.device)).all():
-            raise ValueError(f"obstacle type must be 0 (none), 1 sphere, 2 box or 3 cylinder, got {kinds.tolist()}")
+        if not torch.isin(kinds, torch.tensor([0.0, SPHERE, BOX, CYLINDER, MESH], dtype=dtype, device=r.device)).all():
+            raise ValueError(f"obstacle type must be 0 (none), 1 sphere, 2 box, 3 cylinder or 4 mesh, got "
+                             f"{kinds.tolist()}")  # fmt: skip
         r = r[kinds > 0]
         kinds = kinds[kinds > 0]
+        n_mesh = int((kinds == MESH).sum())
+        self.meshes = list(meshes) if meshes is not None else []
+        if meshes is not None and len(self.meshes) != n_mesh:
+            raise ValueError(f"{n_mesh} mesh rows but {len(self.meshes)} meshes given")
+        if n_mesh and meshes is None:
+            warnings.warn(f"{n_mesh} mesh obstacle(s) without their meshes: using their bounding boxes", stacklevel=2)
+            r = r.clone()
+            r[kinds == MESH, 0] = BOX
+            kinds = r[:, 0].round()
         sizes = r[:, 4:7]
-        need = torch.where(kinds == BOX, 3, torch.where(kinds == CYLINDER, 2, 1))
+        need = torch.where((kinds == BOX) | (kinds == MESH), 3, torch.where(kinds == CYLINDER, 2, 1))
         for i in range(len(r)):
             if (sizes[i, : int(need[i])] <= 0).any():
                 raise ValueError(f"obstacle {i}: sizes must be positive, got {sizes[i].tolist()}")
@@ -83,13 +132,15 @@ class SignedDistanceField:
     @classmethod
     def from_obstacles(cls, obstacles, **kw) -> SignedDistanceField:
         """From :class:`bm_envs.scenario.Obstacle` objects or their ``to_dict()`` form (``info["obstacles"]``)."""
-        ids = {"sphere": SPHERE, "box": BOX, "cylinder": CYLINDER}
-        rows = []
+        ids = {"sphere": SPHERE, "box": BOX, "cylinder": CYLINDER, "mesh": MESH}
+        rows, meshes = [], []
         for o in obstacles:
             d = o if isinstance(o, dict) else o.to_dict()
             size = list(d["size"]) + [0.0] * (3 - len(d["size"]))
             rows.append([ids[d["type"]], *d["pos"], *size, d.get("yaw", 0.0)])
-        return cls(rows if rows else torch.zeros(0, 8), **kw)
+            if d["type"] == "mesh":
+                meshes.append(o.mesh if not isinstance(o, dict) and o.mesh is not None else placed_mesh(d))
+        return cls(rows if rows else torch.zeros(0, 8), meshes=meshes, **kw)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -107,6 +158,8 @@ class SignedDistanceField:
         if len(self.cylinders):
             c = self.cylinders.to(points)
             d.append(sdf_cylinder(points, c[:, 1:4], c[:, 4], c[:, 5]))
+        for m in self.meshes:
+            d.append(_MeshDistance.apply(points, m)[..., None])
         return torch.cat(d, dim=-1).min(dim=-1).values
 
 

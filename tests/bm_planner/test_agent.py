@@ -296,3 +296,25 @@ def test_a_zero_quaternion_is_out_of_distribution():
     action, _ = agent.predict({**obs, "root_quat_w": np.zeros(4, np.float32)})
     assert agent.info["ood"] and agent.info["bad_quaternion"] and np.all(action == 0)
     env.close()
+
+
+def test_mesh_obstacles_reach_the_obstacle_cost_through_set_obstacles(shipped_agent, tmp_path, monkeypatch):
+    """The rows hold a mesh's bounding box; ``set_obstacles(info["obstacles"])`` gives the cost the mesh itself, and
+    a guided plan runs with it (the shipped mesh scenario)."""
+    from bm_envs.rollout import run_episode
+
+    env = gym.make("BM-G1-Obstacle-v0", scenario="mesh-obstacles", time_limit_s=0.1)
+    obs, info = env.reset(seed=0)
+    agent = shipped_agent
+    agent.reset()
+    with pytest.warns(UserWarning, match="bounding boxes"):
+        cost = agent.task_cost(obs)
+    assert cost is not None
+    agent.set_obstacles(info["obstacles"])
+    sdf = agent.task_cost(obs).terms[1].cost.sdf
+    assert len(sdf.meshes) == 2
+    p = torch.tensor([[2.9, 0.2, 0.5]])  # inside the L-wall's bounding box, outside the wall itself
+    assert sdf(p).item() == pytest.approx(0.5, abs=0.03)
+    outcome, _ = run_episode(env, agent, seed=0)  # run_episode calls set_obstacles after reset
+    assert agent._meshes is not None and len(agent._meshes) == 2 and outcome["steps"] == 5
+    env.close()

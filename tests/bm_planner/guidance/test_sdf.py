@@ -101,3 +101,45 @@ def test_sdf_from_env_obstacles_matches_rows():
     b = SignedDistanceField([[3, 2.0, 0.2, 0.75, 0.25, 0.75, 0, 0], [2, 3.5, -0.6, 0.6, 0.3, 0.3, 0.6, 0.5]])
     p = torch.rand(20, 3) * 4
     torch.testing.assert_close(a(p), b(p))
+
+
+# ---------------------------------------------------------------------- mesh obstacles
+@pytest.fixture
+def l_wall(tmp_path, monkeypatch):
+    """An L-shaped wall mesh obstacle (file in tmp_path, caches in tmp_path)."""
+    from bm_envs.mesh_obstacles import make_l_wall
+    from bm_envs.scenario import parse_scenario
+
+    monkeypatch.setenv("BM_CACHE_DIR", str(tmp_path / "cache"))
+    make_l_wall().export(tmp_path / "wall.stl")
+    sc = parse_scenario({"name": "m", "env": "BM-G1-Obstacle-v0", "time_limit_s": 1.0, "waypoints": [[5.0, 0.0]],
+                         "obstacles": [{"type": "mesh", "file": "wall.stl", "pos": [2.0, -0.5], "yaw": 0.4},
+                                       {"type": "sphere", "pos": [4.0, 1.0, 0.5], "radius": 0.3}]},
+                        base_dir=tmp_path)  # fmt: skip
+    return sc.obstacles
+
+
+def test_sdf_mesh_from_info_dicts_is_the_mesh_field_and_its_gradient(l_wall):
+    mesh, sphere = l_wall
+    sdf = SignedDistanceField.from_obstacles([o.to_dict() for o in l_wall])  # what the env's info carries
+    pts = torch.tensor(np.random.default_rng(0).uniform([1, -1.5, 0], [5, 1.5, 1.3], (300, 3)), requires_grad=True)
+    d = sdf(pts)
+    expect = np.minimum(mesh.mesh.distance(pts.detach().numpy()),
+                        np.linalg.norm(pts.detach().numpy() - [4.0, 1.0, 0.5], axis=1) - 0.3)  # fmt: skip
+    assert np.allclose(d.detach().numpy(), expect, atol=1e-5)
+    (g,) = torch.autograd.grad(d.sum(), pts)
+    on_mesh = mesh.mesh.distance(pts.detach().numpy()) <= expect + 1e-9
+    _, g_mesh = mesh.mesh.value_and_grad(pts.detach().numpy())
+    assert np.allclose(g.numpy()[on_mesh], g_mesh[on_mesh], atol=1e-5)
+
+
+def test_sdf_mesh_rows_without_meshes_fall_back_to_bounding_boxes(l_wall):
+    mesh, _ = l_wall
+    rows = np.stack([o.row() for o in l_wall])
+    with pytest.warns(UserWarning, match="bounding boxes"):
+        sdf = SignedDistanceField(rows)
+    box = SignedDistanceField(np.r_[[[BOX, *mesh.pos, *mesh.size, mesh.yaw]], rows[1:]])
+    pts = torch.tensor(np.random.default_rng(1).uniform([1, -1.5, 0], [5, 1.5, 1.3], (100, 3)), dtype=torch.float32)
+    assert torch.allclose(sdf(pts), box(pts))
+    with pytest.raises(ValueError, match="mesh rows"):
+        SignedDistanceField(rows, meshes=[])
