@@ -9,8 +9,9 @@ file names are read from the scenario file's folder. This module is the one plac
   (> :data:`MAX_FACES` faces or > :data:`MAX_EXTENT_M` m) or non-watertight meshes are refused with a
   :class:`MeshError` naming the file. A non-watertight mesh has no inside, so no signed distance; a scenario
   may ask for its convex hull instead (``"hull": true``).
-* :class:`GridSDF`: the signed distance field of a mesh sampled on a regular grid (m; negative inside) — the
-  distance to the nearest triangle from ``trimesh.proximity.closest_point``, the sign from the parity of the
+* :class:`GridSDF`: the signed distance field of a mesh sampled on a regular grid (m; negative inside) — the exact
+  distance to the nearest triangle (:func:`unsigned_distance`: KD-tree candidates with a bound that proves the
+  nearest was among them, ``trimesh.proximity.closest_point`` for the rest), the sign from the parity of the
   surface crossings along grid lines — read back by trilinear interpolation with its analytic gradient (numpy).
   Built once per mesh, file content (sha256), scale and grid settings, cached under ``<cache>/mesh-sdf/``.
 * :meth:`MeshGeometry.convex_pieces`: the convex pieces MuJoCo collides with (MuJoCo collides a mesh geom as its
@@ -43,6 +44,8 @@ SDF_PADDING_M = 0.5
 #: At most this many grid points (a guard against a tiny spacing on a big mesh).
 MAX_GRID_POINTS = 4_000_000
 MESH_SUFFIXES = (".stl", ".obj", ".ply")
+#: Meshes with at most this many faces get their distances by brute force (all triangles per point).
+BRUTE_FORCE_FACES = 256
 #: coacd concavity threshold for the convex decomposition (smaller = more pieces).
 DECOMPOSITION_THRESHOLD = 0.05
 _CACHE_VERSION = 1
@@ -136,6 +139,80 @@ def file_sha256(path: str | Path) -> str:
 
 
 # ---------------------------------------------------------------------- grid SDF
+def _point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Exact distance (m) from points ``p`` (..., 3) to triangles ``a, b, c`` (..., 3) (broadcast): to the plane
+    where the projection falls inside the triangle, else to the nearest of its three edges."""
+    ab, ac = b - a, c - a
+    n = np.cross(ab, ac)
+    nn = np.maximum(np.sum(n * n, -1), 1e-30)
+    ap = p - a
+    h = np.sum(ap * n, -1) / nn  # signed height / |n|²
+    q = p - h[..., None] * n  # projection onto the plane
+    # barycentric coordinates of q
+    aq = q - a
+    w_b = np.sum(np.cross(aq, ac) * n, -1) / nn
+    w_c = np.sum(np.cross(ab, aq) * n, -1) / nn
+    inside = (w_b >= 0) & (w_c >= 0) & (w_b + w_c <= 1)
+    d_plane = np.abs(h) * np.sqrt(nn)
+
+    def seg(u, v):
+        e = v - u
+        t = np.clip(np.sum((p - u) * e, -1) / np.maximum(np.sum(e * e, -1), 1e-30), 0.0, 1.0)
+        return np.linalg.norm(p - (u + t[..., None] * e), axis=-1)
+
+    d_edge = np.minimum(np.minimum(seg(a, b), seg(b, c)), seg(c, a))
+    return np.where(inside, d_plane, d_edge)
+
+
+def unsigned_distance(mesh, points: np.ndarray, tol: float = 0.01, k: int = 16, chunk: int = 8192,
+                      progress: bool = False) -> np.ndarray:  # fmt: skip
+    """Distance (m) from ``points`` (P, 3) to the surface of ``mesh``, within ``tol`` m of the exact one (proved
+    per point). Candidates are the ``k`` triangles with the nearest centroids (a KD-tree; triangles are
+    subdivided first to edges ≤ ``tol``, so the bound below always holds), each measured exactly. A triangle outside them has its centroid at least the k-th centroid
+    distance ``d_k`` away, so it is at least ``d_k − r`` away (``r``: the largest centroid-to-corner distance): the
+    best candidate is then within ``best − (d_k − r)`` of the truth. Points where that bound exceeds ``tol`` are
+    asked of ``trimesh.proximity.closest_point`` (exact)."""
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(f) <= BRUTE_FORCE_FACES:  # few faces: every triangle for every point (exact)
+        tri = v[f]
+        out = np.empty(len(points))
+        step = max(1, 500_000 // len(f))  # ~0.5 M point-triangle pairs per batch
+        for s in range(0, len(points), step):
+            p = points[s : s + step, None]
+            out[s : s + step] = _point_triangle_distance(p, tri[:, 0], tri[:, 1], tri[:, 2]).min(1)
+        return out
+    if np.linalg.norm(v[f] - v[np.roll(f, 1, axis=1)], axis=-1).max() > tol:  # then r <= 2/3 tol: no fallback
+        v, f = trimesh.remesh.subdivide_to_size(v, f, max_edge=tol, max_iter=20)
+    tri = v[f]  # (F, 3, 3)
+    cen = tri.mean(1)
+    r = float(np.linalg.norm(tri - cen[:, None], axis=-1).max())
+    tree = cKDTree(cen)
+    k = min(k, len(f))
+    out = np.empty(len(points))
+    unsettled = []
+    it = range(0, len(points), chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"mesh SDF ({len(mesh.faces)} faces, {len(points)} points)", unit="chunk", leave=False)
+    for s in it:
+        p = points[s : s + chunk]
+        dk, ik = tree.query(p, k=k)
+        dk, ik = dk.reshape(len(p), k), ik.reshape(len(p), k)
+        t = tri[ik]  # (n, k, 3, 3)
+        d = _point_triangle_distance(p[:, None], t[:, :, 0], t[:, :, 1], t[:, :, 2]).min(1)
+        out[s : s + chunk] = d
+        unsettled.append(s + np.nonzero(d - (dk[:, -1] - r) > tol)[0])
+    bad = np.concatenate(unsettled)
+    if len(bad):
+        _, d, _ = trimesh.proximity.closest_point(mesh, points[bad])
+        out[bad] = d
+    return out
+
+
 def _inside_by_parity(mesh, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray) -> np.ndarray:
     """Inside test of the grid points (nx, ny, nz) of a watertight mesh: count the surface crossings of the line
     parallel to x through each (y, z) grid line left of each point (odd = inside). The lines are shifted by a tiny
@@ -194,8 +271,6 @@ class GridSDF:
               progress: bool = False) -> GridSDF:  # fmt: skip
         """Sample ``mesh`` (a watertight ``trimesh.Trimesh``) on a grid of ``resolution`` m covering its bounding
         box grown by ``padding`` m."""
-        import trimesh
-
         if not (resolution > 0 and math.isfinite(resolution)) or not (padding >= 0 and math.isfinite(padding)):
             raise ValueError(f"need resolution > 0 and padding >= 0, got {resolution=}, {padding=}")
         lo = mesh.bounds[0] - padding
@@ -205,16 +280,7 @@ class GridSDF:
                              f"{MAX_GRID_POINTS}; use a coarser resolution")  # fmt: skip
         axes = [lo[i] + resolution * np.arange(n[i]) for i in range(3)]
         pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        dist = np.empty(len(pts))
-        chunk = 4096
-        it = range(0, len(pts), chunk)
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(it, desc=f"mesh SDF ({len(mesh.faces)} faces, {len(pts)} points)", unit="chunk", leave=False)
-        for s in it:
-            _, d, _ = trimesh.proximity.closest_point(mesh, pts[s : s + chunk])
-            dist[s : s + chunk] = d
+        dist = unsigned_distance(mesh, pts, tol=resolution / 5, progress=progress)
         inside = _inside_by_parity(mesh, *axes).reshape(-1)
         values = np.where(inside, -dist, dist).reshape(tuple(n))
         return cls(np.asarray(lo, dtype=np.float64), float(resolution), values.astype(np.float32))
