@@ -97,6 +97,12 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     plan = [t["plan_time_ms"] for t in trials if t.get("plan_time_ms") is not None]
     out["plan_time_ms_mean"] = _mean(plan)
     out["ood_rate"] = sum(bool(t.get("ood")) for t in trials) / n if plan else None
+    if any("handovers" in t for t in trials):  # safety supervisor
+        out["handovers_per_episode"] = _mean([t["handovers"] for t in trials])
+        out["expert_time_frac"] = _mean([t["expert_time_frac"] for t in trials])
+    if any("starved_steps" in t for t in trials):  # runtime: steps past a plan's end, steps held waiting
+        out["starved_steps_mean"] = _mean([t["starved_steps"] for t in trials])
+        out["stalled_steps_mean"] = _mean([t["stalled_steps"] for t in trials])
     out["sim_s_per_wall_s"] = sum(t["duration_s"] for t in trials) / max(sum(t["wall_s"] for t in trials), 1e-9)
     return out
 
@@ -194,8 +200,16 @@ def _policy_label(config: dict[str, Any]) -> str:
     if kind == "diffusion":
         scale = float(agent.get("guidance_scale", 0.0))
         backend = config.get("backend", "torch")
+        rt = config.get("runtime", "direct")
+        lat = config.get("inference_latency_ms")
+        extra = ""
+        if rt != "direct":
+            extra += f", {rt} " + (f"{lat[0]:g}–{lat[1]:g} ms" if lat and lat[0] != lat[1] else f"{(lat or [0])[0]:g} ms")
+        if config.get("supervisor") is not None:
+            extra += ", supervised"
         return (f"diffusion `{Path(path).name}` " + (f"guided (scale {scale:g})" if scale > 0 else "unguided")
-                + (", warm start" if agent.get("warm_start") else "") + ("" if backend == "torch" else f", {backend}"))
+                + (", warm start" if agent.get("warm_start") else "") + ("" if backend == "torch" else f", {backend}")
+                + extra)
     return f"{kind} `{Path(path).name}`"
 
 

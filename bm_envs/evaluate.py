@@ -90,6 +90,9 @@ class EvalConfig:
     time_limit_s: float | None = None
     video_trial: int | None = None
     out: str = "outputs/eval"
+    runtime: str = "direct"  # diffusion: "direct" (plan inside predict) | "sync" | "async" (bm_planner.runtime)
+    inference_latency_ms: tuple[float, float] | None = None  # simulated plan latency (ActionDelayBuffer)
+    supervisor: dict[str, Any] | None = None  # SupervisorConfig fields: hand over to the expert on fall risk
 
     def __post_init__(self):
         if self.scenario is None and self.suite not in SUITES:
@@ -107,6 +110,12 @@ class EvalConfig:
             raise ValueError(f"time_limit_s must be a positive number, got {self.time_limit_s!r}")
         if self.video_trial is not None and not 0 <= self.video_trial < self.trials:
             raise ValueError(f"video_trial must be in [0, {self.trials}), got {self.video_trial!r}")
+        if self.runtime not in ("direct", "sync", "async"):
+            raise ValueError(f"runtime must be 'direct', 'sync' or 'async', got {self.runtime!r}")
+        if (self.runtime != "direct" or self.inference_latency_ms or self.supervisor is not None) and kind != "diffusion":
+            raise ValueError("--runtime, --inference-latency-ms and --supervisor apply to diffusion policies only")
+        if self.inference_latency_ms is not None and self.runtime == "direct":
+            raise ValueError("--inference-latency-ms needs --runtime sync or async")
 
     def resolved_profile(self):
         """The :class:`~bm_envs.wrappers.Profile` in force: ``profile`` with the overrides on top."""
@@ -186,7 +195,16 @@ def make_policy(cfg: EvalConfig):
 
     torch.set_num_threads(1)  # one core per worker process
     if kind == "diffusion":  # --agent overrides the inference settings shipped with the checkpoint
-        return DiffusionAgent.from_pretrained(path, dict(cfg.agent or {}), backend=cfg.backend)
+        policy = DiffusionAgent.from_pretrained(path, dict(cfg.agent or {}), backend=cfg.backend)
+        if cfg.runtime != "direct":
+            from bm_planner.runtime import DelayedPlanRunner
+
+            policy = DelayedPlanRunner(policy, cfg.inference_latency_ms or (0.0, 0.0), mode=cfg.runtime)
+        if cfg.supervisor is not None:
+            from bm_planner.supervisor import SafetySupervisor
+
+            policy = SafetySupervisor(policy, cfg.expert, cfg.supervisor)
+        return policy
     from bm_planner.baselines.bc import BCModel
     from bm_planner.data.state import StateRepresentation
 
@@ -217,6 +235,8 @@ def _run_trial(trial: int) -> dict[str, Any]:
         if writer is not None and last["steps"] % every == 0:
             writer.append_data(env.render())
 
+    if hasattr(policy, "set_seed"):  # a runner's simulated latencies: drawn per trial, reproducibly
+        policy.set_seed(seed)
     t0 = time.perf_counter()
     try:
         outcome, _ = run_episode(env, policy, seed=seed, on_step=on_step)
@@ -229,6 +249,11 @@ def _run_trial(trial: int) -> dict[str, Any]:
     if hasattr(policy, "info"):  # planner: plan latency and out-of-distribution flag
         row["plan_time_ms"] = 1000.0 * policy.info.get("plan_time_total_s", 0.0) / max(policy.info.get("plans", 0), 1)
         row["ood"] = bool(policy.info.get("ood", False))
+        for k in ("handovers", "expert_steps", "starved_steps", "stalled_steps"):  # supervisor / runtime
+            if k in policy.info:
+                row[k] = int(policy.info[k])
+        if "handovers" in policy.info:
+            row["expert_time_frac"] = policy.info["expert_steps"] / max(policy.info["steps"], 1)
     dr = cfg.dr_config()
     if dr is not None and dr.friction:  # the episode's floor friction draw
         base = env.unwrapped
@@ -310,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="torch", choices=["torch", "onnx", "tensorrt"],
                    help="denoiser runtime of a diffusion policy (onnx: exported once to the cache, then ONNX Runtime)")
     p.add_argument("--time-limit-s", type=float, default=None, help="override the episode length (s)")
+    p.add_argument("--runtime", default="direct", choices=["direct", "sync", "async"],
+                   help="diffusion: plan inside each step (direct), or plans arriving --inference-latency-ms late: "
+                        "the loop waits for each (sync) or runs the previous one, latency-compensated (async)")
+    p.add_argument("--inference-latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="simulated plan latency drawn per plan (ms, seeded per trial); needs --runtime sync|async")
+    p.add_argument("--supervisor", nargs="?", const="{}", default=None, metavar="JSON",
+                   help="diffusion: hand over to the Stage-1 expert on fall risk and back when stable; optional "
+                        "SupervisorConfig overrides as JSON")
     p.add_argument("--video", action="store_true", help="record trial 0 as an mp4 in --out")
     p.add_argument("--out", default=None, help="output folder (default outputs/eval/<suite>)")
     p.add_argument("--no-progress", action="store_true")
@@ -324,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=tuple(args.latency_ms) if args.latency_ms else None, expert=args.expert, time_limit_s=args.time_limit_s,
             policy=args.policy, agent=json_object_arg("--agent", args.agent) if args.agent else None,
             backend=args.backend,
-            video_trial=0 if args.video else None, out=args.out or "",
+            video_trial=0 if args.video else None, out=args.out or "", runtime=args.runtime,
+            inference_latency_ms=tuple(args.inference_latency_ms) if args.inference_latency_ms else None,
+            supervisor=json_object_arg("--supervisor", args.supervisor) if args.supervisor is not None else None,
         )  # fmt: skip
         name = cfg.name
     except ValueError as e:  # includes ScenarioError (bad or missing scenario file)

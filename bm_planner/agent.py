@@ -323,12 +323,15 @@ class DiffusionAgent:
         return None
 
     # ------------------------------------------------------------------ acting
-    def _history(self) -> tuple[torch.Tensor, torch.Tensor]:
-        obs = list(self._obs)
+    def _history(self, history: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized history states (1, N+1, D) and actions (1, N, A) from the agent's FIFOs, or from ``history`` =
+        (observations, executed actions) (a snapshot taken by a planner thread)."""
+        obs_seq, act_seq = history if history is not None else (self._obs, self._acts)
+        obs = list(obs_seq)[-(self.N + 1) :]
         obs = [obs[0]] * (self.N + 1 - len(obs)) + obs
         window = {k: np.stack([np.asarray(o[k], dtype=np.float64) for o in obs]) for k in OBS_KEYS}
         states = self.rep.encode(window, ref_index=self.N)
-        acts = list(self._acts)
+        acts = list(act_seq)[-self.N :] if self.N else []
         acts = [np.zeros(g1.NUM_JOINTS)] * (self.N - len(acts)) + acts
         s = torch.as_tensor(states, dtype=torch.float32, device=self.device)[None]
         a = torch.as_tensor(np.stack(acts), dtype=torch.float32, device=self.device)[None]
@@ -350,17 +353,23 @@ class DiffusionAgent:
         c = self.config
         return GuidanceConfig(c.guidance_scale, c.guidance_max_grad_norm, c.guidance_stop_below)
 
-    def safe_actions(self) -> np.ndarray:
-        """The out-of-distribution fallback: hold the default pose (action 0) for ``replan_every`` steps."""
-        return np.zeros((self.config.replan_every, g1.NUM_JOINTS), dtype=np.float32)
+    def safe_actions(self, n: int | None = None) -> np.ndarray:
+        """The out-of-distribution fallback: hold the default pose (action 0) for ``n`` (default ``replan_every``)
+        steps."""
+        return np.zeros((n or self.config.replan_every, g1.NUM_JOINTS), dtype=np.float32)
 
-    def _plan(self, obs: dict) -> np.ndarray:
-        hs, ha = self._history()
+    def _plan(self, obs: dict, n_actions: int | None = None, executed: int | None = None,
+              history: tuple | None = None) -> np.ndarray:  # fmt: skip
+        """Plan from the current history (or ``history``, see :meth:`_history`); the first ``n_actions`` (default
+        ``replan_every``) planned actions (n, 29). ``executed``: control steps since the previous plan's observation
+        (its warm start; default ``replan_every``)."""
+        n = n_actions or self.config.replan_every
+        hs, ha = self._history(history)
         if self.out_of_distribution(hs, ha, obs):
             self.info["ood"] = True
             self.planner.reset()
             self.last_plan = None
-            return self.safe_actions()
+            return self.safe_actions(n)
         guidance = None
         ref_pos, ref_yaw = self.rep.reference_frame(obs)
         if self.config.guidance_scale > 0:
@@ -368,7 +377,7 @@ class DiffusionAgent:
             if cost is not None:
                 guidance = ClassifierGuidance(cost, self.rep, self.normalizer, ref_pos, ref_yaw, self.guidance_config())
         t0 = time.perf_counter()
-        executed = self.config.replan_every if self.last_plan is not None else None
+        executed = (executed or self.config.replan_every) if self.last_plan is not None else None
         cmd = self.task_command(obs)
         cmd = None if cmd is None else torch.as_tensor(cmd, dtype=torch.float32, device=self.device)[None]
         self.info["command"] = None if cmd is None else cmd[0].tolist()
@@ -379,7 +388,7 @@ class DiffusionAgent:
         self.info["plans"] += 1
         self.info["warm_plans"] += int(self.planner.last_was_warm)
         self.last_plan = plan
-        acts = self.normalizer.unnormalize_actions(plan.actions[:, self.N : self.N + self.config.replan_every])
+        acts = self.normalizer.unnormalize_actions(plan.actions[:, self.N : self.N + n])
         return acts[0].detach().cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
