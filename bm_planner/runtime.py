@@ -187,6 +187,7 @@ class ThreadedRunner:
         self.agent = agent
         self.n_actions = agent.model.config.action_horizon
         self.min_period = int(min_period_steps or agent.config.replan_every)
+        self.fallback = None  # as DelayedPlanRunner.fallback
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stop = False
@@ -253,7 +254,8 @@ class ThreadedRunner:
             cur = self._current
             if cur is None:
                 self._info["stalled_steps"] += 1
-                action = np.zeros(g1.NUM_JOINTS, dtype=np.float32)
+                action = np.zeros(g1.NUM_JOINTS, dtype=np.float32) if self.fallback is None else \
+                    np.asarray(self.fallback(obs), dtype=np.float32)  # fmt: skip
             else:
                 i = plan_index(cur, t)
                 if i >= len(cur.actions):

@@ -3,9 +3,13 @@
     python examples/hardware_swap.py                      # sim env (MuJoCo)
     python examples/hardware_swap.py --hardware           # hardware env, against a MuJoCo DDS bridge on loopback
     python examples/hardware_swap.py --hardware --robot --interface eth0 --domain-id 0   # the real G1 (careful!)
+    python examples/hardware_swap.py --hardware --policy planner --supervisor   # the planner, asynchronous
 
 The agent is the Stage-1 expert walking the task (joystick: the scenario's command; waypoint: pure pursuit to the
-goals). The loop below is identical for both envs; only the constructor differs. With ``--hardware`` and no
+goals), or with ``--policy planner`` the shipped diffusion planner in a :class:`~bm_planner.runtime.ThreadedRunner`
+(its planner thread replans while the 50 Hz loop executes the newest plan, latency-compensated), optionally under
+the :class:`~bm_planner.supervisor.SafetySupervisor` (``--supervisor``: the expert takes over on fall risk). The
+output reports the control loop's period (p50 / p99 ms, from one ``predict`` + ``step`` to the next). The loop below is identical for both envs; only the constructor differs. With ``--hardware`` and no
 ``--robot`` a bridge process is started on ``lo`` (the robot is simulated, real DDS messages, real safety layer),
 and the bridge's ground-truth odometry stands in for motion capture. On the real robot, use ``--state-source
 kinematic`` (legged odometry) or publish your mocap as ``nav_msgs/Odometry_`` on ``--odom-topic``; the robot must
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -32,17 +37,32 @@ SCENARIOS = {
 }  # fmt: skip
 
 
-def run_agent(env, policy, seed: int = 0) -> dict:
-    """The agent's loop — the same code for the sim env and the hardware env."""
+def run_agent(env, policy, seed: int = 0, realtime: bool = False) -> dict:
+    """The agent's loop — the same code for the sim env and the hardware env (which keeps the 50 Hz clock itself;
+    ``realtime`` paces the sim env to it, for a planner thread that runs in real time)."""
     obs, info = env.reset(seed=seed)
     policy.reset()
     steps, terminated, truncated = 0, False, False
+    stamps = [time.perf_counter()]
     while not (terminated or truncated):
         action, _ = policy.predict(obs)
         obs, _reward, terminated, truncated, info = env.step(action)
         steps += 1
+        if realtime:
+            time.sleep(max(0.0, stamps[0] + steps * 0.02 - time.perf_counter()))
+        stamps.append(time.perf_counter())
+    period = np.diff(stamps) * 1000
     out = {"steps": steps, "root_xy": info["root_xy"].round(3).tolist(), "fell": info["fell"],
-           "success": info.get("success")}  # fmt: skip
+           "success": info.get("success"),
+           "loop_period_ms": {"p50": round(float(np.percentile(period, 50)), 2),
+                              "p99": round(float(np.percentile(period, 99)), 2),
+                              "max": round(float(period.max()), 2)}}  # fmt: skip
+    pinfo = getattr(policy, "info", {})
+    if "plan_latency_ms" in pinfo and pinfo["plan_latency_ms"]:
+        lat = np.asarray(pinfo["plan_latency_ms"])
+        out["planner"] = {"plans": len(lat), "plan_ms_p50": round(float(np.percentile(lat, 50)), 1),
+                          "plan_ms_p99": round(float(np.percentile(lat, 99)), 1),
+                          "starved_steps": pinfo.get("starved_steps"), "handovers": pinfo.get("handovers")}  # fmt: skip
     if "hardware" in info:
         hw = info["hardware"]
         out["hardware"] = {k: hw[k] for k in ("fault", "command_rate_hz", "rtt_ms_p50", "rtt_ms_p99", "counts")}
@@ -59,13 +79,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--state-source", choices=("odometry", "kinematic"), default="odometry")
     p.add_argument("--odom-topic", default=None, help="nav_msgs/Odometry_ topic of the external root state")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policy", choices=("expert", "planner"), default="expert")
+    p.add_argument("--supervisor", action="store_true", help="planner: hand over to the expert on fall risk")
     a = p.parse_args(argv)
     scenario = SCENARIOS[a.task]
-    policy = ExpertPolicy("fastsac", law=PurePursuit(max_speed=0.5) if a.task == "waypoint" else None)
+    runner = None
+    if a.policy == "expert":
+        policy = ExpertPolicy("fastsac", law=PurePursuit(max_speed=0.5) if a.task == "waypoint" else None)
+    else:
+        from bm_planner import SHIPPED_PLANNER
+        from bm_planner.agent import DiffusionAgent
+        from bm_planner.runtime import ThreadedRunner
+        from bm_planner.supervisor import SafetySupervisor
 
+        policy = runner = ThreadedRunner(DiffusionAgent.from_pretrained(SHIPPED_PLANNER, {"threads": 1}, backend="onnx"))
+        if a.supervisor:
+            policy = SafetySupervisor(runner, "fastsac")
+
+    try:
+        _run(a, p, scenario, policy)
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def _run(a, p, scenario, policy) -> None:
     if not a.hardware:
         env = gym.make(scenario["env"], scenario=scenario)
-        print(json.dumps({"env": "sim", **run_agent(env, policy, a.seed)}, indent=1))
+        print(json.dumps({"env": "sim", **run_agent(env, policy, a.seed, realtime=a.policy == "planner")}, indent=1))
         env.close()
         return
 
