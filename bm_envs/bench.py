@@ -189,9 +189,14 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "raw_loop": f"mujoco.mj_step(model, data, nstep={g1.DECIMATION}) per control step, same model, fresh MjData",
         "target_ratio": TARGET_RATIO,
         "meets_target": all(v["ratio"] >= TARGET_RATIO for v in results.values()),
-        "machine": {"python": platform.python_version(), "mujoco": mujoco.__version__, "cpu": platform.processor()
-                    or platform.machine(), "cpu_count": os.cpu_count(), "nice": os.nice(0),
-                    "loadavg_1m_before_after": (load_before, os.getloadavg()[0])},  # fmt: skip
+        "machine": {
+            "python": platform.python_version(),
+            "mujoco": mujoco.__version__,
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "nice": os.nice(0),
+            "loadavg_1m_before_after": (load_before, os.getloadavg()[0]),
+        },  # fmt: skip
         "variants": results,
     }
 

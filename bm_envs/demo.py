@@ -35,16 +35,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs/demo", help="output folder (video + metrics.json)")
     p.add_argument("--scenario", default=None, help="scenario JSON (default: the built-in waypoint square)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--policy", default="planner", choices=["planner", "expert"],
-                   help="the shipped diffusion planner (default) or the Stage-1 expert + pure pursuit")
+    p.add_argument(
+        "--policy",
+        default="planner",
+        choices=["planner", "expert"],
+        help="the shipped diffusion planner (default) or the Stage-1 expert + pure pursuit",
+    )
     p.add_argument("--checkpoint", default=None, help="planner checkpoint or run directory (default: the shipped one)")
     p.add_argument("--backend", default="onnx", choices=["torch", "onnx"], help="planner denoiser backend")
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
     p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
                    help="randomization + action latency profile (default expert: the Stage-1 expert's training "
                         "ranges; paper: BeyondMimic's Stage-1 ranges + 0-100 ms; off)")  # fmt: skip
-    p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="action latency range (ms), replacing the profile's")
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="action latency range (ms), replacing the profile's",
+    )
     p.add_argument("--fps", type=int, default=25, help="video frame rate (sim time is real time)")
     p.add_argument("--no-video", action="store_true")
     p.add_argument("--no-progress", action="store_true")

@@ -143,8 +143,11 @@ def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
     dr = f"profile `{prof.label}`"
     by_lat = ", ".join(f"{k}: {v[0]}/{v[1]}" for k, v in s["fall_rate_by_latency_ms"].items())
     by_fr = ", ".join(f"{k}: {v[0]}/{v[1]}" for k, v in s.get("fall_rate_by_friction", {}).items())
-    verr = "" if s["vel_error_mean"] is None else (
-        f"Mean velocity error of the trials that did not fall: {_fmt(s['vel_error_mean_not_fallen'])}.\n")
+    verr = (
+        ""
+        if s["vel_error_mean"] is None
+        else (f"Mean velocity error of the trials that did not fall: {_fmt(s['vel_error_mean_not_fallen'])}.\n")
+    )
     rate = lambda k: f"{100 * s[k]:.1f} % [{100 * s[k + '_ci95'][0]:.0f}, {100 * s[k + '_ci95'][1]:.0f}]"  # noqa: E731
     return (
         f"{_policy_name(cfg)} on `{name}` ({cfg.env_id}); {dr} (action latency {lat}); "
@@ -155,8 +158,12 @@ def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
         f"{_fmt(s['vel_error_mean'])} | {_fmt(s['time_to_goal_s_mean'], '.1f')} | {_fmt(s['min_clearance_m_min'])} |\n"
         f"\n{verr}{_segment_lines(s)}{_fall_lines(s)}Falls by action latency (ms): {by_lat or '–'}\n"
         + (f"Falls by floor friction: {by_fr}\n" if by_fr else "")
-        + (f"Mean plan latency: {_fmt(s['plan_time_ms_mean'], '.1f')} ms; out-of-distribution fallbacks in "
-           f"{100 * s['ood_rate']:.0f} % of trials.\n" if s.get("plan_time_ms_mean") is not None else "")
+        + (
+            f"Mean plan latency: {_fmt(s['plan_time_ms_mean'], '.1f')} ms; out-of-distribution fallbacks in "
+            f"{100 * s['ood_rate']:.0f} % of trials.\n"
+            if s.get("plan_time_ms_mean") is not None
+            else ""
+        )
     )
 
 
@@ -204,12 +211,18 @@ def _policy_label(config: dict[str, Any]) -> str:
         lat = config.get("inference_latency_ms")
         extra = ""
         if rt != "direct":
-            extra += f", {rt} " + (f"{lat[0]:g}–{lat[1]:g} ms" if lat and lat[0] != lat[1] else f"{(lat or [0])[0]:g} ms")
+            extra += f", {rt} " + (
+                f"{lat[0]:g}–{lat[1]:g} ms" if lat and lat[0] != lat[1] else f"{(lat or [0])[0]:g} ms"
+            )
         if config.get("supervisor") is not None:
             extra += ", supervised"
-        return (f"diffusion `{Path(path).name}` " + (f"guided (scale {scale:g})" if scale > 0 else "unguided")
-                + (", warm start" if agent.get("warm_start") else "") + ("" if backend == "torch" else f", {backend}")
-                + extra)
+        return (
+            f"diffusion `{Path(path).name}` "
+            + (f"guided (scale {scale:g})" if scale > 0 else "unguided")
+            + (", warm start" if agent.get("warm_start") else "")
+            + ("" if backend == "torch" else f", {backend}")
+            + extra
+        )
     return f"{kind} `{Path(path).name}`"
 
 
@@ -239,7 +252,7 @@ def combined_table(results: list[dict[str, Any]]) -> str:
     rows = []
     for r in sorted(results, key=lambda r: (r["suite"], _policy_label(r["config"]))):
         c, s = r["config"], r["summary"]
-        lat = (c["profile_resolved"]["latency_ms"] if "profile_resolved" in c else c.get("latency_ms"))
+        lat = c["profile_resolved"]["latency_ms"] if "profile_resolved" in c else c.get("latency_ms")
         trk = (f"{_pct(s.get('tracking_error_planar_mean'))} / {_pct(s.get('tracking_error_yaw_mean'))}"
                if s.get("tracking_error_planar_mean") is not None or s.get("tracking_error_yaw_mean") is not None
                else "–")  # fmt: skip

@@ -48,9 +48,9 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from bm_envs.cliargs import json_object_arg  # noqa: E402
 from bm_envs.eval_report import _policy_name, fall_histogram, markdown_summary, summarize, write_atomic  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
-from bm_envs.cliargs import json_object_arg  # noqa: E402
 from bm_envs.scenario import load_scenario  # noqa: E402
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES  # noqa: E402
 
@@ -112,7 +112,9 @@ class EvalConfig:
             raise ValueError(f"video_trial must be in [0, {self.trials}), got {self.video_trial!r}")
         if self.runtime not in ("direct", "sync", "async"):
             raise ValueError(f"runtime must be 'direct', 'sync' or 'async', got {self.runtime!r}")
-        if (self.runtime != "direct" or self.inference_latency_ms or self.supervisor is not None) and kind != "diffusion":
+        if (
+            self.runtime != "direct" or self.inference_latency_ms or self.supervisor is not None
+        ) and kind != "diffusion":
             raise ValueError("--runtime, --inference-latency-ms and --supervisor apply to diffusion policies only")
         if self.inference_latency_ms is not None and self.runtime == "direct":
             raise ValueError("--inference-latency-ms needs --runtime sync or async")
@@ -181,7 +183,6 @@ def make_policy(cfg: EvalConfig):
     """The policy under evaluation: the expert (+ command law), the diffusion planner or the BC baseline."""
     from bm_envs.experts import ExpertPolicy
 
-
     kind, _, path = cfg.policy.partition(":")
     if kind == "expert":
         return ExpertPolicy(cfg.expert, law=cfg.make_law())
@@ -209,8 +210,12 @@ def make_policy(cfg: EvalConfig):
     from bm_planner.data.state import StateRepresentation
 
     model, norm, layout = BCModel.load(Path(path))
-    return DiffusionAgent(model, norm, StateRepresentation(layout["bodies"]),
-                          AgentConfig.from_dict({**(cfg.agent or {}), "replan_every": 1}))
+    return DiffusionAgent(
+        model,
+        norm,
+        StateRepresentation(layout["bodies"]),
+        AgentConfig.from_dict({**(cfg.agent or {}), "replan_every": 1}),
+    )
 
 
 VIDEO_FPS = 25
@@ -327,22 +332,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomization", default=None, metavar="JSON",
                    help="RandomizationConfig fields replacing the profile's, as JSON or a .json file, e.g. "
                         "'{\"friction\": [0.3, 1.2]}'")  # fmt: skip
-    p.add_argument("--pursuit", default=None, metavar="JSON",
-                   help="PurePursuit overrides (waypoint/obstacle envs) as JSON or a .json file")
+    p.add_argument(
+        "--pursuit",
+        default=None,
+        metavar="JSON",
+        help="PurePursuit overrides (waypoint/obstacle envs) as JSON or a .json file",
+    )
     p.add_argument("--expert", default="fastsac", choices=["fastsac", "ppo"])
-    p.add_argument("--policy", default="expert", help="expert | diffusion:CKPT_OR_RUN_DIR | bc:DIR | sb3:RUN_DIR_OR_ZIP")
-    p.add_argument("--agent", default=None, metavar="JSON", help="AgentConfig overrides, e.g. '{\"guidance_scale\": 1}'")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "tensorrt"],
-                   help="denoiser runtime of a diffusion policy (onnx: exported once to the cache, then ONNX Runtime)")
+    p.add_argument(
+        "--policy", default="expert", help="expert | diffusion:CKPT_OR_RUN_DIR | bc:DIR | sb3:RUN_DIR_OR_ZIP"
+    )
+    p.add_argument(
+        "--agent", default=None, metavar="JSON", help="AgentConfig overrides, e.g. '{\"guidance_scale\": 1}'"
+    )
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnx", "tensorrt"],
+        help="denoiser runtime of a diffusion policy (onnx: exported once to the cache, then ONNX Runtime)",
+    )
     p.add_argument("--time-limit-s", type=float, default=None, help="override the episode length (s)")
-    p.add_argument("--runtime", default="direct", choices=["direct", "sync", "async"],
-                   help="diffusion: plan inside each step (direct), or plans arriving --inference-latency-ms late: "
-                        "the loop waits for each (sync) or runs the previous one, latency-compensated (async)")
-    p.add_argument("--inference-latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="simulated plan latency drawn per plan (ms, seeded per trial); needs --runtime sync|async")
-    p.add_argument("--supervisor", nargs="?", const="{}", default=None, metavar="JSON",
-                   help="diffusion: hand over to the Stage-1 expert on fall risk and back when stable; optional "
-                        "SupervisorConfig overrides as JSON")
+    p.add_argument(
+        "--runtime",
+        default="direct",
+        choices=["direct", "sync", "async"],
+        help="diffusion: plan inside each step (direct), or plans arriving --inference-latency-ms late: "
+        "the loop waits for each (sync) or runs the previous one, latency-compensated (async)",
+    )
+    p.add_argument(
+        "--inference-latency-ms",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="simulated plan latency drawn per plan (ms, seeded per trial); needs --runtime sync|async",
+    )
+    p.add_argument(
+        "--supervisor",
+        nargs="?",
+        const="{}",
+        default=None,
+        metavar="JSON",
+        help="diffusion: hand over to the Stage-1 expert on fall risk and back when stable; optional "
+        "SupervisorConfig overrides as JSON",
+    )
     p.add_argument("--video", action="store_true", help="record trial 0 as an mp4 in --out")
     p.add_argument("--out", default=None, help="output folder (default outputs/eval/<suite>)")
     p.add_argument("--no-progress", action="store_true")

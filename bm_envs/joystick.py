@@ -84,7 +84,9 @@ def segment_results(t: np.ndarray, cmd: np.ndarray, vel: np.ndarray, push_t=(), 
     dt = float(t[1] - t[0]) if len(t) > 1 else float(t[0])
     push_t = np.sort(np.asarray(push_t, float).reshape(-1))
     last = np.searchsorted(push_t, t + 1e-9, side="right") - 1  # index of the last push at or before each step
-    since_push = np.where(last >= 0, t - push_t[np.maximum(last, 0)], np.inf) if len(push_t) else np.full(len(t), np.inf)
+    since_push = (
+        np.where(last >= 0, t - push_t[np.maximum(last, 0)], np.inf) if len(push_t) else np.full(len(t), np.inf)
+    )
     change = np.flatnonzero(np.any(np.abs(np.diff(cmd, axis=0)) > 1e-9, axis=1)) + 1
     bounds = np.concatenate([[0], change, [len(t)]])
     out = []
@@ -116,6 +118,7 @@ def segment_results(t: np.ndarray, cmd: np.ndarray, vel: np.ndarray, push_t=(), 
 
 def tracking_errors(segments: list[dict[str, Any]]) -> tuple[float | None, float | None]:
     """Mean planar / yaw-rate tracking error over the scored segments that command one (``None`` if none)."""
+
     def mean(key):
         xs = [s[key] for s in segments if s["scored"] and s[key] is not None and np.isfinite(s[key])]
         return float(np.mean(xs)) if xs else None

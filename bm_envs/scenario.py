@@ -256,7 +256,11 @@ def _parse_mesh(o: dict, where: str, base_dir: Path | None) -> Obstacle:
         raise ScenarioError(f"{where}.file: expected a file name, got {f!r}")
     path = Path(f) if Path(f).is_absolute() or base_dir is None else Path(base_dir) / f
     scale = o.get("scale", 1.0)
-    scale = _num(scale, f"{where}.scale", 1e-6) if not isinstance(scale, (list, tuple)) else _vec(scale, 3, f"{where}.scale", 1e-6)
+    scale = (
+        _num(scale, f"{where}.scale", 1e-6)
+        if not isinstance(scale, (list, tuple))
+        else _vec(scale, 3, f"{where}.scale", 1e-6)
+    )
     hull = o.get("hull", False)
     if not isinstance(hull, bool):
         raise ScenarioError(f"{where}.hull: expected true or false, got {hull!r}")
@@ -423,7 +427,9 @@ def load_scenario(path: str | Path | dict | Scenario) -> Scenario:
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:
-        raise ScenarioError(f"scenario file not found: {p} (built-in scenarios: {sorted(builtin_scenarios())})") from None
+        raise ScenarioError(
+            f"scenario file not found: {p} (built-in scenarios: {sorted(builtin_scenarios())})"
+        ) from None
     except json.JSONDecodeError as e:
         raise ScenarioError(f"{p}: malformed JSON: {e}") from None
     return parse_scenario(data, source=p.name, base_dir=p.resolve().parent)

@@ -15,8 +15,8 @@ collision geoms (hidden, group 3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import mujoco
 import numpy as np
@@ -28,7 +28,11 @@ from bm_envs.scenario import Obstacle
 MAX_OBSTACLES = 16  # in total, any mix of primitive types
 MAX_GOALS = 8
 _PARK = np.array([0.0, 0.0, -10.0])  # below the floor, invisible, collisions off
-_TYPES = {"sphere": mujoco.mjtGeom.mjGEOM_SPHERE, "box": mujoco.mjtGeom.mjGEOM_BOX, "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER}
+_TYPES = {
+    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+    "box": mujoco.mjtGeom.mjGEOM_BOX,
+    "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
+}
 OBSTACLE_CONTYPE = 2  # obstacles collide with the robot's collision geoms (conaffinity 1), not the floor
 
 
@@ -143,7 +147,9 @@ def load_robot_spec(simplified_visuals: bool = False) -> mujoco.MjSpec:
     return robot
 
 
-def build_model(simplified_visuals: bool = False, obstacles: Sequence[Obstacle] = ()) -> tuple[mujoco.MjModel, SceneIndex]:
+def build_model(
+    simplified_visuals: bool = False, obstacles: Sequence[Obstacle] = ()
+) -> tuple[mujoco.MjModel, SceneIndex]:
     """Compile the G1 scene (``simplified_visuals``: see :func:`load_robot_spec`; the ``"mesh"`` obstacles among
     ``obstacles`` are compiled in, see :func:`add_mesh_obstacles`). Returns the model and the id lookup."""
     spec = load_robot_spec(simplified_visuals)

@@ -196,7 +196,9 @@ class DiffusionAgent:
         if backend != "torch" or onnx_path is not None:
             from bm_planner.export.ort import with_backend
 
-            self.model = with_backend(self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep)
+            self.model = with_backend(
+                self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep
+            )
         if self.config.command_guidance != 1.0 and getattr(mc, "command_dim", 0):
             from bm_planner.guidance.classifier_free import CommandGuidedDenoiser
 

@@ -399,7 +399,9 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                              f"replan every {shipped.replan_every}")  # fmt: skip
                     rows.append(latency_row(r, own_period, config=preset, backend=backend, threads=threads,
                                             start="cold", guidance=label, replan_period_s=own_period))  # fmt: skip
-                    log(f"{preset:5s} {backend:10s} {label} p50={rows[-1]['p50_ms']:.2f} p99={rows[-1]['p99_ms']:.2f} ms")
+                    log(
+                        f"{preset:5s} {backend:10s} {label} p50={rows[-1]['p50_ms']:.2f} p99={rows[-1]['p99_ms']:.2f} ms"
+                    )
         if cfg.memory:
             info["memory"] = {b: _memory_in_subprocess(preset, cfg.checkpoint, b, onnx_path)
                               for b in ("torch", "onnx") if b in names}  # fmt: skip

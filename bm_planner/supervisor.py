@@ -54,7 +54,9 @@ class SupervisorConfig:
     def from_dict(cls, d: dict) -> SupervisorConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown SupervisorConfig field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"unknown SupervisorConfig field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**d)
 
 
@@ -160,7 +162,10 @@ class SafetySupervisor:
                 risk = "ood"
             if risk is not None:
                 self._hand_over(obs, risk)
-        elif self._expert_steps_now * g1.CONTROL_DT >= c.min_expert_s and self._stable_steps * g1.CONTROL_DT >= c.stable_s:
+        elif (
+            self._expert_steps_now * g1.CONTROL_DT >= c.min_expert_s
+            and self._stable_steps * g1.CONTROL_DT >= c.stable_s
+        ):
             self._hand_back()
         if self._on_expert:
             action = self.expert.act(obs, self._command(obs))

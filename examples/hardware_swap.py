@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
         from bm_planner.runtime import ThreadedRunner
         from bm_planner.supervisor import SafetySupervisor
 
-        policy = runner = ThreadedRunner(DiffusionAgent.from_pretrained(SHIPPED_PLANNER, {"threads": 1}, backend="onnx"))
+        policy = runner = ThreadedRunner(
+            DiffusionAgent.from_pretrained(SHIPPED_PLANNER, {"threads": 1}, backend="onnx")
+        )
         if a.supervisor:
             policy = SafetySupervisor(runner, "fastsac")
 

@@ -57,9 +57,16 @@ def probe(checkpoint: str, agent: dict, seed: int, command=(0.5, 0.0, 0.0), warm
     v = np.mean(vel, axis=0) if vel else np.full(2, math.nan)
     turn = np.unwrap(np.asarray(yaws)) if len(yaws) > 1 else np.zeros(2)
     yaw_rate = float((turn[-1] - turn[0]) / ((len(turn) - 1) * g1.CONTROL_DT)) if len(yaws) > 1 else math.nan
-    return {"seed": seed, "fell": fell, "time_s": (t + 1) * g1.CONTROL_DT, "planner_vx": float(v[0]),
-            "planner_vy": float(v[1]), "planner_yaw_rate": yaw_rate, "plans": pol.info["plans"],
-            "ood": bool(pol.info["ood"])}
+    return {
+        "seed": seed,
+        "fell": fell,
+        "time_s": (t + 1) * g1.CONTROL_DT,
+        "planner_vx": float(v[0]),
+        "planner_vy": float(v[1]),
+        "planner_yaw_rate": yaw_rate,
+        "plans": pol.info["plans"],
+        "ood": bool(pol.info["ood"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,7 +100,7 @@ def replan_cost(args) -> dict:
 
     import bm_envs  # noqa: F401
     from bm_planner import SHIPPED_PLANNER
-    from bm_planner.agent import AgentConfig, DiffusionAgent
+    from bm_planner.agent import DiffusionAgent
 
     out = {}
     for mode in ("box", "mesh", "box", "mesh"):  # interleaved: drift on a shared machine hits both

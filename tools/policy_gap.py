@@ -19,7 +19,9 @@ import json
 import numpy as np
 
 
-def off_policy_gaps(checkpoint: str, episodes: int, episode_s: float, profile: str, agent: dict, seed: int) -> np.ndarray:
+def off_policy_gaps(
+    checkpoint: str, episodes: int, episode_s: float, profile: str, agent: dict, seed: int
+) -> np.ndarray:
     import gymnasium as gym
 
     import bm_envs  # noqa: F401

@@ -59,8 +59,10 @@ def main() -> int:
         v = np.nanmean([[r["planner_vx"], r["planner_vy"], r["planner_yaw_rate"]] for r in trials], axis=0)
         rows.append(f"| {name} {tuple(cmd)} | {a.seeds} | {sum(r['fell'] for r in trials)} | {n_start} | "
                     f"vx {v[0]:.2f}, vy {v[1]:.2f}, ω {v[2]:.2f} |")  # fmt: skip
-    print(f"From the standing reset, `{a.checkpoint}`, agent {json.dumps(agent)}, profile {a.profile}, "
-          f"{a.duration_s:g} s per trial (start included):\n")
+    print(
+        f"From the standing reset, `{a.checkpoint}`, agent {json.dumps(agent)}, profile {a.profile}, "
+        f"{a.duration_s:g} s per trial (start included):\n"
+    )
     print("| command (vx, vy, ω) | trials | falls | started | mean velocity (planner) |\n|---|---:|---:|---:|---|")
     print("\n".join(rows))
     if a.json:

@@ -68,13 +68,17 @@ def main(argv=None) -> None:
     for tilt in (0.25, 0.3, 0.35, 0.45):
         for rate in (1.5, 2.0, 2.5, 3.5):
             rows.append(evaluate(eps, SupervisorConfig(max_tilt_rad=tilt, max_tilt_rate=rate)))
-    print("| max tilt (rad) | max tilt rate (rad/s) | false alarms (episodes) | steps fired | falls warned | median warning (s) |")
+    print(
+        "| max tilt (rad) | max tilt rate (rad/s) | false alarms (episodes) | steps fired | falls warned | median warning (s) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         w = "–" if r["median_warning_s"] is None else f"{r['median_warning_s']:.2f}"
         print(f"| {r['max_tilt_rad']} | {r['max_tilt_rate']} | {100 * r['false_alarm_episodes']:.1f} % | "
               f"{100 * r['false_alarm_steps']:.2f} % | {100 * r['warned_before_fall']:.0f} % | {w} |")  # fmt: skip
-    print(f"({rows[0]['episodes_ok']} episodes without a fall, {rows[0]['episodes_fell']} with one; {', '.join(args.data)})")
+    print(
+        f"({rows[0]['episodes_ok']} episodes without a fall, {rows[0]['episodes_fell']} with one; {', '.join(args.data)})"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"data": args.data, "rows": rows}, indent=1))
 

@@ -36,7 +36,7 @@ from bm_envs.rotations import projected_gravity
 N = g1.NUM_JOINTS
 
 
-class Fault(str, Enum):
+class Fault(str, Enum):  # noqa: UP042  (str() of a member stays "Fault.NAME")
     """Why the robot went to damping. Reported as ``info["hardware"]["fault"]`` (the value string)."""
 
     STALE_STATE = "stale_state"  # no new LowState for more than stale_periods control periods (robot/bridge gone)

@@ -18,7 +18,13 @@ import numpy as np
 
 from bm_envs import g1_constants as g1
 from bm_envs.scene import (
-    _PARK, MAX_GOALS, MAX_OBSTACLES, add_mesh_obstacles, add_stage, load_robot_spec, mesh_obstacle_geoms,
+    _PARK,
+    MAX_GOALS,
+    MAX_OBSTACLES,
+    add_mesh_obstacles,
+    add_stage,
+    load_robot_spec,
+    mesh_obstacle_geoms,
 )  # fmt: skip
 
 #: goal disc colours per robot (RGBA), cycled

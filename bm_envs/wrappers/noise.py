@@ -37,7 +37,9 @@ class ObservationNoise(SeededWrapper):
 
     def _noisy(self, obs):
         obs = dict(obs)
-        obs["proprio"] = obs["proprio"] + (self.rng.uniform(-1, 1, self.scale_vec.shape) * self.scale_vec).astype(np.float32)
+        obs["proprio"] = obs["proprio"] + (self.rng.uniform(-1, 1, self.scale_vec.shape) * self.scale_vec).astype(
+            np.float32
+        )
         return obs
 
     def reset(self, *, seed=None, options=None):

@@ -71,7 +71,9 @@ class BCModel(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(out / "bc.safetensors"))
         save_file({k: v.contiguous() for k, v in normalizer.state_dict().items()}, str(out / "normalizer.safetensors"))
-        (out / "bc_config.json").write_text(json.dumps({"model": asdict(self.config), "state_layout": layout}, indent=2))
+        (out / "bc_config.json").write_text(
+            json.dumps({"model": asdict(self.config), "state_layout": layout}, indent=2)
+        )
 
     @classmethod
     def load(cls, path: Path):
@@ -86,8 +88,15 @@ class BCModel(nn.Module):
         return model.eval(), norm, meta["state_layout"]
 
 
-def train_bc(data: str, out: str, steps: int = 20000, batch: int = 256, lr: float = 1e-3, seed: int = 0,
-             history_actions: bool = True) -> dict:
+def train_bc(
+    data: str,
+    out: str,
+    steps: int = 20000,
+    batch: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    history_actions: bool = True,
+) -> dict:
     from bm_planner.data.dataset import TrajectoryDataset
 
     torch.manual_seed(seed)
@@ -120,7 +129,11 @@ def train_bc(data: str, out: str, steps: int = 20000, batch: int = 256, lr: floa
     with torch.no_grad():
         errs = [torch.mean((model(b["states"][:, : N + 1], b["actions"][:, :N]) - b["actions"][:, N]) ** 2) for b, _ in
                 zip(vl, range(8))]  # fmt: skip
-    result = {"steps": steps, "wall_s": time.perf_counter() - t0, "val_first_action_mse": float(torch.stack(errs).mean())}
+    result = {
+        "steps": steps,
+        "wall_s": time.perf_counter() - t0,
+        "val_first_action_mse": float(torch.stack(errs).mean()),
+    }
     model.save(Path(out), ds.normalizer, ds.rep.layout())
     (Path(out) / "train_summary.json").write_text(json.dumps(result, indent=2))
     return result

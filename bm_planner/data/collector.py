@@ -35,9 +35,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bm_envs import g1_constants as g1
-from bm_planner.data import storage
 from bm_envs.cliargs import json_object_arg
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES
+from bm_planner.data import storage
 from bm_planner.data.commands import CommandConfig
 from bm_planner.data.rollout import ENV_ID, CollectConfig, collect_shard
 from bm_planner.data.state import StateRepresentation
@@ -332,19 +332,43 @@ def main(argv: list[str] | None = None) -> int:
                    help="randomization + action latency profile (default expert: the Stage-1 expert's training "
                         "ranges; paper: BeyondMimic's Stage-1 ranges + 0-100 ms; off). Resuming a data set made "
                         "before profiles existed: leave it out")  # fmt: skip
-    p.add_argument("--latency-ms", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="action latency range (ms), replacing the profile's")
-    p.add_argument("--friction", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="floor friction range, replacing the profile's")
-    p.add_argument("--randomization", default=None, metavar="JSON",
-                   help="RandomizationConfig fields replacing the profile's, as JSON")
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="action latency range (ms), replacing the profile's",
+    )
+    p.add_argument(
+        "--friction",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="floor friction range, replacing the profile's",
+    )
+    p.add_argument(
+        "--randomization",
+        default=None,
+        metavar="JSON",
+        help="RandomizationConfig fields replacing the profile's, as JSON",
+    )
     p.add_argument("--no-randomize", action="store_true", help="no domain randomization and no random pushes")
-    p.add_argument("--ou-sigma", type=float, default=d.ou_sigma,
-                   help="OU noise on the executed action (action units; the label stays clean)")
+    p.add_argument(
+        "--ou-sigma",
+        type=float,
+        default=d.ou_sigma,
+        help="OU noise on the executed action (action units; the label stays clean)",
+    )
     p.add_argument("--start-joint-noise", type=float, default=0.0, help="start pose joint offsets U(±x) rad")
     p.add_argument("--start-root-vel", type=float, default=0.0, help="start root velocity U(±x) m/s in x and y")
-    p.add_argument("--commands", default=None, metavar="JSON",
-                   help="CommandConfig overrides as JSON, e.g. '{\"segment_s\": [1.0, 3.0]}'")
+    p.add_argument(
+        "--commands",
+        default=None,
+        metavar="JSON",
+        help="CommandConfig overrides as JSON, e.g. '{\"segment_s\": [1.0, 3.0]}'",
+    )
     p.add_argument("--policy", default="expert",
                    help="expert (roll out the Stage-1 expert), or diffusion:CKPT with --takeover expert: roll out "
                         "the planner and let the expert take over from its states (DAgger)")  # fmt: skip
@@ -355,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the expert's gait phase at a take-over: the one matching the planner's next action, or a "
                         "clock since the episode start")  # fmt: skip
     p.add_argument("--agent", default=None, metavar="JSON", help="AgentConfig overrides of the --policy planner")
-    p.add_argument("--planner-backend", default="onnx", choices=["torch", "onnx"],
-                   help="denoiser runtime of the --policy planner")
+    p.add_argument(
+        "--planner-backend", default="onnx", choices=["torch", "onnx"], help="denoiser runtime of the --policy planner"
+    )
     p.add_argument("--bodies", default="default", help="'default', 'all' or comma-separated body names")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)

@@ -92,7 +92,9 @@ class CollectConfig:
         if self.friction is not None:
             f_lo, f_hi = self.friction
             if not (0 < f_lo <= f_hi <= 5):
-                raise ValueError(f"CollectConfig.friction must be (lo, hi) with 0 < lo <= hi <= 5, got {self.friction=}")
+                raise ValueError(
+                    f"CollectConfig.friction must be (lo, hi) with 0 < lo <= hi <= 5, got {self.friction=}"
+                )
             if not self.randomize:
                 raise ValueError("CollectConfig.friction needs randomize=True (it is a domain-randomization range)")
             object.__setattr__(self, "friction", (float(f_lo), float(f_hi)))

@@ -88,7 +88,9 @@ class TensorRTDenoiser(nn.Module):
                              trt.int64: torch.int64}  # fmt: skip
         cfg = self.metadata.get("model_config", {})
         self.input_names = INPUT_NAMES + (("command", "command_drop") if cfg.get("command_dim", 0) else ())
-        self.dtypes = {n: self._torch_dtype[self.engine.get_tensor_dtype(n)] for n in (*self.input_names, *OUTPUT_NAMES)}
+        self.dtypes = {
+            n: self._torch_dtype[self.engine.get_tensor_dtype(n)] for n in (*self.input_names, *OUTPUT_NAMES)
+        }
 
     @classmethod
     def from_onnx(cls, onnx_path: str | Path, model=None, fp16: bool = False, max_batch: int = 8):

@@ -70,8 +70,12 @@ class ClassifierGuidance:
         """World-frame trajectory dict of the (normalized) states' future steps."""
         states = self.normalizer.unnormalize_states(x0_states)[:, self.future]
         B = states.shape[0]
-        return self.rep.decode(states, self.ref_pos_w.to(states).expand(B, 3), self.ref_yaw.to(states).expand(B),
-                               keys=getattr(self.cost, "keys", None))
+        return self.rep.decode(
+            states,
+            self.ref_pos_w.to(states).expand(B, 3),
+            self.ref_yaw.to(states).expand(B),
+            keys=getattr(self.cost, "keys", None),
+        )
 
     def value_and_grad(self, x0_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(G (B,), ∂G/∂x0_states (B, T, D))`` in closed form (no autograd graph); zero outside ``future``.

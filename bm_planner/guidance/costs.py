@@ -16,7 +16,7 @@ through the SDF alone (not through the decoder); composites add up their terms. 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -252,7 +252,11 @@ class WholeBodyJoystickCost(Cost):
     def __init__(self, target_pos, target_vel, pos_weight: float = 1.0, vel_weight: float = 1.0):
         self.target_pos = np.asarray(target_pos, dtype=np.float64)
         self.target_vel = np.asarray(target_vel, dtype=np.float64)
-        if self.target_pos.ndim != 3 or self.target_pos.shape != self.target_vel.shape or self.target_pos.shape[-1] != 3:
+        if (
+            self.target_pos.ndim != 3
+            or self.target_pos.shape != self.target_vel.shape
+            or self.target_pos.shape[-1] != 3
+        ):
             raise ValueError(f"targets must be (T, K, 3) and equal shapes, got {self.target_pos.shape}, "
                              f"{self.target_vel.shape}")  # fmt: skip
         for name, w in (("pos_weight", pos_weight), ("vel_weight", vel_weight)):
@@ -283,7 +287,11 @@ class WholeBodyJoystickCost(Cost):
     def forward(self, traj):
         ep, ev = self._residuals(traj)
         K = ep.shape[-2]
-        return 0.5 * (self.pos_weight * (ep**2).sum(dim=(-1, -2, -3)) + self.vel_weight * (ev**2).sum(dim=(-1, -2, -3))) / K
+        return (
+            0.5
+            * (self.pos_weight * (ep**2).sum(dim=(-1, -2, -3)) + self.vel_weight * (ev**2).sum(dim=(-1, -2, -3)))
+            / K
+        )
 
     def _value_and_grad(self, traj):
         ep, ev = self._residuals(traj)

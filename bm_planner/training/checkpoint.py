@@ -57,8 +57,6 @@ class Checkpoint:
         return int(self.config["step"])
 
 
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())

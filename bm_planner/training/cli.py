@@ -26,7 +26,6 @@ from bm_planner.training.checkpoint import CheckpointError, load_checkpoint
 from bm_planner.training.config import RunConfig, load_run_config
 from bm_planner.training.distributed import cleanup_distributed, process_device
 
-
 #: a run folder holding this file trains with another checkpoint's normalizer (``--init-normalizer``)
 NORMALIZER_MARKER = "normalizer_from.json"
 #: train fields a resumed run may change from the command line (``--steps``, ``--batch-size``, ``--lr``, ...)
@@ -59,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--batch-size", type=int, help="per-process batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--init-from", help="checkpoint or run directory whose EMA weights initialize the model "
-                   "(fine-tuning; same architecture; fresh optimizer, schedule and normalizer)")
+    p.add_argument(
+        "--init-from",
+        help="checkpoint or run directory whose EMA weights initialize the model "
+        "(fine-tuning; same architecture; fresh optimizer, schedule and normalizer)",
+    )
     p.add_argument("--init-normalizer", action="store_true",
                    help="with --init-from: keep that checkpoint's data normalizer (the weights were trained "
                         "with it) instead of the new data's (a --resume of such a run keeps it)")  # fmt: skip

@@ -90,7 +90,9 @@ class TrainConfig:
         for name in ("adam_beta1", "adam_beta2"):
             _check_float(self, name, lo=0.0, hi=1.0, hi_open=True)
         if self.history_actions not in ("label", "executed"):
-            raise ConfigError(f"TrainConfig.history_actions must be 'label' or 'executed'; got {self.history_actions!r}")
+            raise ConfigError(
+                f"TrainConfig.history_actions must be 'label' or 'executed'; got {self.history_actions!r}"
+            )
         for name in ("min_lr_ratio", "mirror_prob", "ema_min_decay", "ema_max_decay"):
             _check_float(self, name, lo=0.0, hi=1.0)
         if self.ema_min_decay > self.ema_max_decay:

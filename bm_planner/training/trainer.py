@@ -321,8 +321,16 @@ class DDPMTrainer:
         src = load_checkpoint(path, load_train_state=False)
         src_model = {"command_dim": 0, **src.config.get("run_config", {}).get("model", {})}
         mine = self.config.model.to_dict()
-        free = ("state_loss_weight", "action_loss_weight", "history_actions", "history_action_noise", "dropout",
-                "attn_dropout", "action_state_lookahead", "command_dropout")  # these change no weight shapes
+        free = (
+            "state_loss_weight",
+            "action_loss_weight",
+            "history_actions",
+            "history_action_noise",
+            "dropout",
+            "attn_dropout",
+            "action_state_lookahead",
+            "command_dropout",
+        )  # these change no weight shapes
         adds_command = src_model["command_dim"] == 0 and mine["command_dim"] > 0
         arch = [k for k in mine if k not in free and src_model.get(k, mine[k]) != mine[k]
                 and not (k == "command_dim" and adds_command)]  # fmt: skip
@@ -330,7 +338,9 @@ class DDPMTrainer:
             raise ValueError(f"--init-from {path}: model config differs in {arch}; fine-tuning needs the same "
                              f"architecture")  # fmt: skip
         res = self.model.load_state_dict(src.ema, strict=not adds_command)
-        if adds_command and (res.unexpected_keys or any(".command_embedding." not in "." + k for k in res.missing_keys)):
+        if adds_command and (
+            res.unexpected_keys or any(".command_embedding." not in "." + k for k in res.missing_keys)
+        ):
             raise ValueError(f"--init-from {path}: unexpected {res.unexpected_keys}, missing {res.missing_keys}")
         log.info("initialized weights from %s (EMA)%s", src.path, " + a new command embedding" if adds_command else "")
 

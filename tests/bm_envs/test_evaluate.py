@@ -127,7 +127,9 @@ def test_diffusion_policy_on_walk_perturb_suite_and_combined_table(tmp_path, cap
     capsys.readouterr()
     assert table_main([str(tmp_path / "dm"), str(tmp_path / "ex" / "eval.json"), "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
-    assert "diffusion `planner-small-v2` guided (scale 1), warm start" in table and "expert fastsac + command law" in table
+    assert (
+        "diffusion `planner-small-v2` guided (scale 1), warm start" in table and "expert fastsac + command law" in table
+    )
     assert table.count("| walk-perturb |") == 2
     (tmp_path / "bad.json").write_text("{}")
     assert table_main([str(tmp_path / "bad.json")]) == 2

@@ -76,8 +76,15 @@ def test_pushes_and_short_segments_are_not_scored_and_shapes_are_checked():
 
 
 def test_env_reports_segments_and_scenario_criteria():
-    env = G1JoystickEnv(scenario={"name": "s", "env": "BM-G1-Joystick-v0", "time_limit_s": 1.2,
-                                  "joystick": [{"t": 0.0, "vx": 0.0}], "success": {"criterion": "segments"}})
+    env = G1JoystickEnv(
+        scenario={
+            "name": "s",
+            "env": "BM-G1-Joystick-v0",
+            "time_limit_s": 1.2,
+            "joystick": [{"t": 0.0, "vx": 0.0}],
+            "success": {"criterion": "segments"},
+        }
+    )
     from bm_envs.experts import ExpertPolicy
 
     expert = ExpertPolicy("fastsac")

@@ -20,8 +20,13 @@ def _cache(tmp_path, monkeypatch):
 
 
 def _scenario(mesh_file, pos=(2.0, -0.5), yaw=0.0, **extra):
-    return {"name": "mesh-unit", "env": "BM-G1-Obstacle-v0", "time_limit_s": 2.0, "waypoints": [[5.0, 0.0]],
-            "obstacles": [{"type": "mesh", "file": str(mesh_file), "pos": list(pos), "yaw": yaw, **extra}]}
+    return {
+        "name": "mesh-unit",
+        "env": "BM-G1-Obstacle-v0",
+        "time_limit_s": 2.0,
+        "waypoints": [[5.0, 0.0]],
+        "obstacles": [{"type": "mesh", "file": str(mesh_file), "pos": list(pos), "yaw": yaw, **extra}],
+    }
 
 
 def test_grid_sdf_matches_trimesh_exact_signed_distance():

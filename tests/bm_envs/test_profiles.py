@@ -4,7 +4,6 @@ factory's ``randomize="expert"``, and that the CLIs default to the expert's own 
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 import bm_envs  # noqa: F401
@@ -20,8 +19,11 @@ def test_profiles_resolve_to_their_ranges():
     paper = resolve_profile("paper")
     assert paper.randomization == RandomizationConfig() and paper.latency_ms == (0.0, 100.0)
     off = resolve_profile("off")
-    assert off.randomization is None and off.latency_ms is None and off.env_kwargs() == {"randomize": False,
-                                                                                        "latency_ms": None}
+    assert (
+        off.randomization is None
+        and off.latency_ms is None
+        and off.env_kwargs() == {"randomize": False, "latency_ms": None}
+    )
 
 
 def test_overrides_apply_on_top_and_are_labelled():

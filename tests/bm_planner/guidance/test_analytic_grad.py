@@ -104,7 +104,9 @@ def test_classifier_guidance_analytic_equals_autograd(name):
     ref = (torch.randn(3, 3, generator=g), torch.randn(3, generator=g))
     out = {}
     for analytic in (True, False):
-        guide = ClassifierGuidance(cost, REP, norm, *ref, GuidanceConfig(scale=2.0, max_grad_norm=1e6, analytic=analytic))
+        guide = ClassifierGuidance(
+            cost, REP, norm, *ref, GuidanceConfig(scale=2.0, max_grad_norm=1e6, analytic=analytic)
+        )
         out[analytic] = guide(x0, torch.zeros(3, 12, 29, dtype=torch.float64), 10)[0]
     assert float(out[False].abs().max()) > 0 and float(out[False][:, :5].abs().max()) == 0  # history untouched
     torch.testing.assert_close(out[True], out[False], atol=1e-7 * float(out[False].abs().max()), rtol=0)

@@ -75,7 +75,9 @@ def test_union_is_min_and_gradient_finite():
     assert torch.isfinite(p.grad).all()
     # gradient of an exact SDF has unit norm outside the obstacles
     g = p.grad.reshape(-1, 3).norm(dim=-1)
-    torch.testing.assert_close(g[d.detach().reshape(-1) > 0.05], torch.ones_like(g[d.detach().reshape(-1) > 0.05]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        g[d.detach().reshape(-1) > 0.05], torch.ones_like(g[d.detach().reshape(-1) > 0.05]), atol=1e-3, rtol=0
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,10 @@ def test_sdf_rejects_bad_rows(rows, match):
 def test_sdf_from_env_obstacles_matches_rows():
     from bm_envs.scenario import Obstacle
 
-    obs = [Obstacle("cylinder", (2.0, 0.2, 0.75), (0.25, 0.75)), Obstacle("box", (3.5, -0.6, 0.6), (0.3, 0.3, 0.6), 0.5)]
+    obs = [
+        Obstacle("cylinder", (2.0, 0.2, 0.75), (0.25, 0.75)),
+        Obstacle("box", (3.5, -0.6, 0.6), (0.3, 0.3, 0.6), 0.5),
+    ]
     a = SignedDistanceField.from_obstacles(obs)
     b = SignedDistanceField([[3, 2.0, 0.2, 0.75, 0.25, 0.75, 0, 0], [2, 3.5, -0.6, 0.6, 0.3, 0.3, 0.6, 0.5]])
     p = torch.rand(20, 3) * 4

@@ -50,8 +50,14 @@ def test_cost_gradient_matches_autograd_and_inputs_are_checked():
     np.testing.assert_allclose(c, ref.detach().numpy(), rtol=1e-10)
     for k in leaves:
         np.testing.assert_allclose(g[k], leaves[k].grad.numpy(), rtol=1e-9, atol=1e-12)
-    assert float(WholeBodyJoystickCost(pos, vel)({"body_pos_w": torch.tensor(pos[None]),
-                                                  "body_lin_vel_w": torch.tensor(vel[None])})[0]) == 0.0
+    assert (
+        float(
+            WholeBodyJoystickCost(pos, vel)(
+                {"body_pos_w": torch.tensor(pos[None]), "body_lin_vel_w": torch.tensor(vel[None])}
+            )[0]
+        )
+        == 0.0
+    )
     with pytest.raises(ValueError, match="body_pos_w must be"):
         cost({"body_pos_w": torch.zeros(1, 8, 13, 3), "body_lin_vel_w": torch.zeros(1, 8, 13, 3)})
     with pytest.raises(ValueError, match="bad command"):

@@ -78,7 +78,10 @@ def test_loss_with_full_dropout_equals_no_command():
     cond = _conditioned()
     c = cond.config
     g = torch.Generator().manual_seed(3)
-    s, a = torch.randn(4, c.window, c.state_dim, generator=g), torch.randn(4, c.action_window, c.action_dim, generator=g)
+    s, a = (
+        torch.randn(4, c.window, c.state_dim, generator=g),
+        torch.randn(4, c.action_window, c.action_dim, generator=g),
+    )
     cmd = torch.randn(4, 3, generator=g)
     cond.train()
     full = StateActionDiffusionModel(ModelConfig(**TINY, command_dim=3, command_dropout=1.0))
@@ -95,7 +98,10 @@ def test_fast_sampler_matches_reference_with_a_command():
     cond = _conditioned()
     c = cond.config
     g = torch.Generator().manual_seed(4)
-    hs, ha = torch.randn(2, c.n_known_states, c.state_dim, generator=g), torch.randn(2, c.n_known_actions, c.action_dim, generator=g)
+    hs, ha = (
+        torch.randn(2, c.n_known_states, c.state_dim, generator=g),
+        torch.randn(2, c.n_known_actions, c.action_dim, generator=g),
+    )
     cmd = torch.randn(2, 3, generator=g)
     ref = cond.sample(hs, ha, num_steps=4, sampler="ddim", generator=torch.Generator().manual_seed(0), command=cmd)
     fast = FastDDIMSampler(cond)(hs, ha, num_steps=4, sampler="ddim", generator=torch.Generator().manual_seed(0),
