@@ -1,4 +1,4 @@
-"""Reporting for :mod:`bm_envs.evaluate` and :mod:`bm_envs.bench`: outcome summaries, markdown, atomic writes."""
+"""Reporting for :mod:`bm_apps.evaluate` and :mod:`bm_envs.bench`: outcome summaries, markdown, atomic writes."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
 
 
 def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
-    """The summary ``s`` of an evaluation of ``cfg`` (an :class:`~bm_envs.evaluate.EvalConfig`) as markdown."""
+    """The summary ``s`` of an evaluation of ``cfg`` (an :class:`~bm_apps.evaluate.EvalConfig`) as markdown."""
     prof = cfg.resolved_profile()
     lat = "off" if prof.latency_ms is None else f"{prof.latency_ms[0]:g}–{prof.latency_ms[1]:g} ms"
     law = f"; pursuit overrides {json.dumps(cfg.pursuit)}" if cfg.pursuit else ""

@@ -4,7 +4,8 @@
 #   tools/eval_protocol.sh diffusion:assets/planner-small-v2 expert   # the planner, expert profile only (onnx)
 #   AGENT='{"guidance_scale": 0}' TAG=unguided tools/eval_protocol.sh diffusion:assets/planner-small-v3 expert
 # Env: TRIALS (50), WORKERS (2), OUT (outputs/eval-protocol), SUITES (the five below), AGENT (--agent JSON),
-# TAG (a name for the row set, default from the policy). Results that exist are kept (rerun = resume).
+# TAG (a name for the row set, default from the policy), EXTRA (more bm-eval arguments, e.g.
+# '--runtime async --inference-latency-ms 100 100' or '--supervisor'). Results that exist are kept (rerun = resume).
 set -euo pipefail
 policy=${1:?usage: tools/eval_protocol.sh POLICY [PROFILE...]}
 shift
@@ -18,6 +19,7 @@ tag=${TAG:-$(echo "$policy" | tr ':/' '__')}
 extra=()
 [[ $policy == diffusion:* ]] && extra=(--backend onnx)
 [[ -n ${AGENT:-} ]] && extra+=(--agent "$AGENT")
+[[ -n ${EXTRA:-} ]] && read -r -a more <<< "$EXTRA" && extra+=("${more[@]}")
 for prof in "${profiles[@]}"; do
   for s in "${suites[@]}"; do
     dir="$out/$tag/$prof/$s"

@@ -81,7 +81,7 @@ def test_gym_make_takes_a_profile_name():
 
 
 def test_clis_default_to_the_expert_profile():
-    from bm_envs.evaluate import EvalConfig
+    from bm_apps.evaluate import EvalConfig
     from bm_planner.data.rollout import CollectConfig
 
     assert EvalConfig().resolved_profile().label == "expert"

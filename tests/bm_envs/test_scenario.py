@@ -174,7 +174,7 @@ def test_too_many_obstacles_is_rejected():
 def test_shipped_scenarios_load_by_name_and_back_the_eval_suites():
     import json
 
-    from bm_envs.evaluate import SUITES, EvalConfig
+    from bm_apps.evaluate import SUITES, EvalConfig
     from bm_envs.scenario import builtin_scenarios, load_scenario
 
     shipped = builtin_scenarios()

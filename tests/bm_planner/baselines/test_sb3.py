@@ -222,7 +222,7 @@ def test_bm_eval_runs_an_sb3_checkpoint(tmp_path):
     """``bm-eval --policy sb3:RUN`` evaluates an SB3 run like any other policy."""
     import json
 
-    from bm_envs.evaluate import main as bm_eval
+    from bm_apps.evaluate import main as bm_eval
 
     out = tmp_path / "run"
     train(SB3Config(task="waypoint", variant="hierarchical", timesteps=32, n_envs=1, algo_kwargs=TINY_PPO), out)

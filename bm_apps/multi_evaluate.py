@@ -28,6 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
+from bm_apps.policies import parse_policy
 from bm_envs import g1_constants as g1
 from bm_envs.multi.env import MultiG1Env
 from bm_envs.rollout import to_jsonable
@@ -42,8 +43,8 @@ def make_team(policy: str, agents, planner: str = "batched", others: str = "plan
               seed: int = 0):  # fmt: skip
     """A team for ``policy`` (see :data:`POLICIES`) driving ``agents``. Diffusion teams use the checkpoint's shipped
     ``agent_config.json``; ``guidance_scale`` / ``num_steps`` override it when given."""
-    kind, _, path = policy.partition(":")
-    if kind in ("expert", "expert-blind") and not path:
+    kind, path = parse_policy(policy, kinds=("expert", "expert-blind", "diffusion"))
+    if kind in ("expert", "expert-blind"):
         from bm_envs.multi.policies import ExpertTeam
 
         return ExpertTeam(agents, avoid_robots=kind == "expert")
@@ -194,8 +195,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     result: dict[str, Any] = {"config": vars(args), "profile": resolve_profile(args.profile).to_dict(), "results": []}
     if args.bench_planning:
-        kind, _, path = args.policy.partition(":")
-        if kind != "diffusion" or not path:
+        try:
+            kind, path = parse_policy(args.policy, kinds=("diffusion",))
+        except ValueError:
             ap.error("--bench-planning needs --policy diffusion:PATH")
         for n in args.robots:
             r = bench_planning(path, n, args.rounds, args.num_steps or 10,

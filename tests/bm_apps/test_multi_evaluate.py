@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("pettingzoo")
 
-from bm_envs.multi.evaluate import bench_planning, main, make_team
+from bm_apps.multi_evaluate import bench_planning, main, make_team
 from bm_planner import SHIPPED_PLANNER
 
 SHIPPED = SHIPPED_PLANNER

@@ -48,6 +48,7 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from bm_apps.policies import parse_policy  # noqa: E402
 from bm_envs.cliargs import json_object_arg  # noqa: E402
 from bm_envs.eval_report import _policy_name, fall_histogram, markdown_summary, summarize, write_atomic  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
@@ -103,9 +104,7 @@ class EvalConfig:
             raise ValueError(f"trials and workers must be >= 1, got {self.trials=}, {self.workers=}")
         self.resolved_profile()  # validates the profile and its overrides
         self.make_law()  # validates the pursuit overrides
-        kind, _, path = self.policy.partition(":")
-        if kind not in ("expert", "diffusion", "bc", "sb3") or (kind != "expert" and not path):
-            raise ValueError(f"policy must be 'expert', 'diffusion:PATH', 'bc:PATH' or 'sb3:PATH', got {self.policy!r}")
+        kind, path = parse_policy(self.policy)
         if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise ValueError(f"time_limit_s must be a positive number, got {self.time_limit_s!r}")
         if self.video_trial is not None and not 0 <= self.video_trial < self.trials:
@@ -183,7 +182,7 @@ def make_policy(cfg: EvalConfig):
     """The policy under evaluation: the expert (+ command law), the diffusion planner or the BC baseline."""
     from bm_envs.experts import ExpertPolicy
 
-    kind, _, path = cfg.policy.partition(":")
+    kind, path = parse_policy(cfg.policy)
     if kind == "expert":
         return ExpertPolicy(cfg.expert, law=cfg.make_law())
     if kind == "sb3":
@@ -302,7 +301,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     if cfg.policy.startswith("diffusion:"):  # the settings the agent ran with: shipped agent_config.json + --agent
         from bm_planner.agent import AgentConfig, _shipped_agent_config
 
-        path = cfg.policy.partition(":")[2]
+        path = parse_policy(cfg.policy)[1]
         config["agent_effective"] = asdict(AgentConfig.from_dict({**_shipped_agent_config(path, path),
                                                                   **(cfg.agent or {})}))  # fmt: skip
     result = {"suite": name, "env": env_id, "config": config, "wall_s": time.perf_counter() - t0,

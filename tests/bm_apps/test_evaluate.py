@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from bm_apps.evaluate import TRIAL_KEYS, EvalConfig, evaluate, main
 from bm_envs.eval_report import summarize
-from bm_envs.evaluate import TRIAL_KEYS, EvalConfig, evaluate, main
 from bm_planner import SHIPPED_PLANNER
 
 SHORT_OBSTACLE = {
@@ -166,7 +166,7 @@ def test_bad_policies_fail_fast_with_one_line_and_no_output(tmp_path, capsys, ar
 
 
 def test_demo_bad_checkpoint_is_one_line_and_leaves_no_folder(tmp_path, capsys):
-    from bm_envs.demo import main as demo_main
+    from bm_apps.demo import main as demo_main
 
     assert demo_main(["--checkpoint", "/nope", "--out", str(tmp_path / "d"), "--no-video", "--no-progress"]) == 2
     err = capsys.readouterr().err
