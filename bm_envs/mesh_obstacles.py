@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from bm_envs.atomic import atomic_path
 
 #: Largest mesh accepted (faces) and its largest extent (m) after scaling; smallest extent (m).
 MAX_FACES = 200_000
@@ -64,15 +64,9 @@ def _cache_dir(kind: str) -> Path:
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``arrays`` to ``path`` atomically (:func:`bm_envs.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _load_npz(path: Path, keys: tuple[str, ...]) -> dict | None:

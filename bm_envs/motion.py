@@ -34,7 +34,6 @@ They load and round-trip as they are; ``BM-G1-Tracking-v0`` recomputes body fiel
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -44,6 +43,7 @@ import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
+from bm_envs.atomic import atomic_path
 from bm_envs.rotations import quat_to_mat
 
 BODY_FIELDS = ("body_pos_w", "body_quat_w", "body_lin_vel_w", "body_ang_vel_w")
@@ -387,14 +387,8 @@ def save_motion(motion: Motion, path: str | os.PathLike) -> Path:
     if path.suffix != ".npz":
         raise MotionError(f"{path}: motion files must end in .npz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **motion.to_arrays())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **motion.to_arrays())
     return path
 
 

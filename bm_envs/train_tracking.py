@@ -39,6 +39,7 @@ import numpy as np
 
 import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
+from bm_envs.atomic import atomic_path
 from bm_envs.rollout import to_jsonable
 from bm_envs.tracking_expert import HOLOSOMA_TERMS, TrackingExpert, build_policy_obs
 
@@ -214,9 +215,8 @@ def export_onnx(model, vecnorm, motion, path: str | Path, residual: bool = False
         proto.metadata_props.add(key=k, value=json.dumps(v))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".onnx.tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
     # parity with SB3 (deterministic action) on normalized random observations
     import onnxruntime as ort
 

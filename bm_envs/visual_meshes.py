@@ -14,13 +14,15 @@ simulates identically with either set (tested: same masses and inertias, bit-ide
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 #: Fraction of each visual mesh's triangles kept (about 44 k of 437 k in all).
 KEEP_FRACTION = 0.1
 #: Meshes with fewer triangles than this are used as they are.
 MIN_FACES = 2000
+
+
+from bm_envs.atomic import atomic_path  # noqa: E402
 
 
 def _cache_dir() -> Path:
@@ -55,9 +57,8 @@ def simplify_mesh(src: Path, keep: float = KEEP_FRACTION) -> Path:
         return Path(src)
     v, f = fast_simplification.simplify(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
                                         target_reduction=1.0 - keep)  # fmt: skip
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.stl")
-    trimesh.Trimesh(v, f, process=False).export(tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        trimesh.Trimesh(v, f, process=False).export(tmp)
     return out
 
 

@@ -46,6 +46,7 @@ import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
+from bm_envs.atomic import write_text
 from bm_envs.hardware.estimator import odometry_msg
 from bm_envs.hardware.messages import MalformedMessage, StateFrame, decode_lowcmd, lowstate_msg, pack_lowstate
 from bm_envs.hardware.sdk import init_channels
@@ -282,10 +283,7 @@ class Bridge:
         self._last_tick = -1
         t_next, k = t_start, 0
         if cfg.ready_file:
-            tmp = cfg.ready_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(str(os.getpid()))
-            os.replace(tmp, cfg.ready_file)
+            write_text(cfg.ready_file, str(os.getpid()))
         while self.running:
             now = time.monotonic()
             if t_next > now:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from bm_envs import g1_constants as g1
+from bm_envs.atomic import atomic_path
 
 FORMAT = "bm-denoiser-onnx"
 VERSION = 1
@@ -127,9 +127,8 @@ def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkp
     example = _example_inputs(model.config)
     names = input_names(model.config)
     dyn = {n: {0: "batch"} for n in (*names, *OUTPUT_NAMES)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # a failed check leaves no file behind (and an old export in place)
+        tmp = str(tmp)
         with warnings.catch_warnings():  # the forward's shape checks become trace-time constants: intended
             warnings.simplefilter("ignore")
             torch.onnx.export(den, example, tmp, dynamo=False, opset_version=int(opset), input_names=list(names),
@@ -145,13 +144,6 @@ def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkp
         onnx.save(proto, tmp)
         if check:
             _check_against_torch(tmp, den, example)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

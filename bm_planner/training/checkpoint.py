@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bm_envs.assets import sha256_file
+from bm_envs.atomic import write_text
 
 FORMAT = "bm-ddpm-checkpoint"
 VERSION = 1
@@ -63,18 +64,8 @@ def _fsync_file(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically and flushed to disk (:func:`bm_envs.atomic.write_text`)."""
+    write_text(path, text, fsync=True)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bm_envs.atomic import atomic_path
+
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The rows of ``run_dir/metrics.jsonl``; a torn last line (the run was killed while writing) is skipped."""
@@ -77,10 +79,9 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str | None = None) -> 
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(out)
     return out
 
 
