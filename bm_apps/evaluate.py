@@ -94,6 +94,7 @@ class EvalConfig:
     runtime: str = "direct"  # diffusion: "direct" (plan inside predict) | "sync" | "async" (bm_planner.runtime)
     inference_latency_ms: tuple[float, float] | None = None  # simulated plan latency (ActionDelayBuffer)
     supervisor: dict[str, Any] | None = None  # SupervisorConfig fields: hand over to the expert on fall risk
+    plans_in_flight: int = 1  # async runtime: plans computed at once (1 = one planner)
 
     def __post_init__(self):
         if self.scenario is None and self.suite not in SUITES:
@@ -115,6 +116,8 @@ class EvalConfig:
             self.runtime != "direct" or self.inference_latency_ms or self.supervisor is not None
         ) and kind != "diffusion":
             raise ValueError("--runtime, --inference-latency-ms and --supervisor apply to diffusion policies only")
+        if not (isinstance(self.plans_in_flight, int) and 1 <= self.plans_in_flight <= 16):
+            raise ValueError(f"plans_in_flight must be an integer in [1, 16], got {self.plans_in_flight!r}")
         if self.inference_latency_ms is not None and self.runtime == "direct":
             raise ValueError("--inference-latency-ms needs --runtime sync or async")
 
@@ -199,7 +202,9 @@ def make_policy(cfg: EvalConfig):
         if cfg.runtime != "direct":
             from bm_planner.runtime import DelayedPlanRunner
 
-            policy = DelayedPlanRunner(policy, cfg.inference_latency_ms or (0.0, 0.0), mode=cfg.runtime)
+            policy = DelayedPlanRunner(
+                policy, cfg.inference_latency_ms or (0.0, 0.0), mode=cfg.runtime, max_in_flight=cfg.plans_in_flight
+            )
         if cfg.supervisor is not None:
             from bm_planner.supervisor import SafetySupervisor
 
@@ -367,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated plan latency drawn per plan (ms, seeded per trial); needs --runtime sync|async",
     )
     p.add_argument(
+        "--plans-in-flight",
+        type=int,
+        default=1,
+        metavar="N",
+        help="async runtime: plans being computed at once (1 = one planner; more = pipelined requests)",
+    )
+    p.add_argument(
         "--supervisor",
         nargs="?",
         const="{}",
@@ -392,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             video_trial=0 if args.video else None, out=args.out or "", runtime=args.runtime,
             inference_latency_ms=tuple(args.inference_latency_ms) if args.inference_latency_ms else None,
             supervisor=json_object_arg("--supervisor", args.supervisor) if args.supervisor is not None else None,
+            plans_in_flight=args.plans_in_flight,
         )  # fmt: skip
         name = cfg.name
     except ValueError as e:  # includes ScenarioError (bad or missing scenario file)

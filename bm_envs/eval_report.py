@@ -198,6 +198,8 @@ def _policy_label(config: dict[str, Any]) -> str:
             extra += f", {rt} " + (
                 f"{lat[0]:g}–{lat[1]:g} ms" if lat and lat[0] != lat[1] else f"{(lat or [0])[0]:g} ms"
             )
+            if config.get("plans_in_flight", 1) > 1:
+                extra += f" ({config['plans_in_flight']} plans in flight)"
         if config.get("supervisor") is not None:
             extra += ", supervised"
         return (

@@ -12,6 +12,9 @@ here wrap a :class:`~bm_planner.agent.DiffusionAgent` behind the same SB3-style 
     the last one is held (``info["starved_steps"]``). One plan is in flight at a time (the latency is compute
     time: one planner), so with a latency of ``d`` steps each plan runs from action ``d`` to ``2d − 1``; past the
     model's action horizon (8) the last action is held — at 100 ms (5 steps), 2 of every 5 steps.
+    ``max_in_flight > 1`` pipelines requests (a new one every ``replan_every`` steps while others compute: several
+    planners, or latency that is transport rather than compute), so each plan runs from action ``d`` for
+    ``replan_every`` steps.
 ``"sync"``
     the control loop waits for each plan: the last action is held for the ``d`` steps of the latency (what a
     blocked loop does on the robot: the motors keep the last target), then the plan runs from its first action.
@@ -85,10 +88,14 @@ class DelayedPlanRunner:
     agent and re-seeds the delays. ``info``: the agent's, plus ``latency_steps`` (of the last request),
     ``starved_steps`` (steps past a plan's end), ``stalled_steps`` (sync: steps held waiting)."""
 
-    def __init__(self, agent, latency_ms=(0.0, 0.0), mode: str = "async", seed: int = 0):
+    def __init__(self, agent, latency_ms=(0.0, 0.0), mode: str = "async", seed: int = 0, max_in_flight: int = 1):
         if mode not in RUNTIME_MODES:
             raise ValueError(f"mode must be one of {RUNTIME_MODES}, got {mode!r}")
-        self.agent, self.mode = agent, mode
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or not 1 <= max_in_flight <= 16:
+            raise ValueError(f"max_in_flight must be an integer in [1, 16], got {max_in_flight!r}")
+        if mode == "sync" and max_in_flight != 1:
+            raise ValueError("a synchronous loop has one plan in flight (max_in_flight=1)")
+        self.agent, self.mode, self.max_in_flight = agent, mode, max_in_flight
         #: ``fallback(obs) -> action`` used while no plan is ready (default: hold the default pose); the safety
         #: supervisor sets it to the expert while it hands control back
         self.fallback = None
@@ -105,7 +112,7 @@ class DelayedPlanRunner:
         self.delays.reset()
         self._t = 0
         self._current: TimedPlan | None = None
-        self._pending: TimedPlan | None = None
+        self._pending: list[TimedPlan] = []  # requested, not ready yet (oldest first)
         self._last_request: int | None = None
         self._last_action = np.zeros(g1.NUM_JOINTS, dtype=np.float32)
         self._info = {"latency_steps": 0, "starved_steps": 0, "stalled_steps": 0, "runtime": self.mode,
@@ -125,12 +132,20 @@ class DelayedPlanRunner:
         if settle:
             acts = np.stack([ag._queue.popleft() for _ in range(settle)])
             self._current = TimedPlan(acts, self._t, self._t)
+            self._last_request = self._t + settle - self.agent.config.replan_every  # plan when the hold ends
             return
         acts = ag._plan(obs, n_actions=self.n_actions, executed=executed)
         d = self.delays.delay_steps()
         self._info["latency_steps"] = d
         self._last_request = self._t
-        self._pending = TimedPlan(acts, self._t, self._t + d)
+        self._pending.append(TimedPlan(acts, self._t, self._t + d))
+
+    def _collect(self, t: int) -> None:
+        """The newest plan ready at step ``t`` becomes current (older ready ones are dropped)."""
+        ready = [p for p in self._pending if p.t_ready <= t]
+        if ready:
+            self._current = max(ready, key=lambda p: p.t_obs)
+            self._pending = [p for p in self._pending if p.t_ready > t]
 
     def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
         from bm_planner.agent import _check_obs
@@ -140,18 +155,15 @@ class DelayedPlanRunner:
             self.reset()
         ag, t = self.agent, self._t
         ag._obs.append(obs)
-        if self._pending is not None and t >= self._pending.t_ready:
-            self._current, self._pending = self._pending, None
-        if self._pending is None:
-            if self.mode == "async":
-                due = self._current is None or self._last_request is None or \
-                      t - self._last_request >= ag.config.replan_every  # fmt: skip
+        self._collect(t)
+        if len(self._pending) < self.max_in_flight:
+            if self.mode == "async":  # every replan_every steps (a settle hold counts as a plan)
+                due = self._last_request is None or t - self._last_request >= ag.config.replan_every
             else:
                 due = self._current is None or plan_index(self._current, t, False) >= ag.config.replan_every
             if due:
                 self._request(obs)
-                if self._pending is not None and t >= self._pending.t_ready:
-                    self._current, self._pending = self._pending, None
+                self._collect(t)
         action = self._action(t, obs)
         ag._acts.append(action.astype(np.float64))
         self._last_action = action
@@ -165,7 +177,7 @@ class DelayedPlanRunner:
             if self.fallback is not None:
                 return np.asarray(self.fallback(obs), dtype=np.float32)
             return np.zeros(g1.NUM_JOINTS, dtype=np.float32)
-        if self.mode == "sync" and self._pending is not None:
+        if self.mode == "sync" and self._pending:
             self._info["stalled_steps"] += 1
             return self._last_action
         i = plan_index(cur, t, compensate=self.mode == "async")

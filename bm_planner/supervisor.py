@@ -143,7 +143,7 @@ class SafetySupervisor:
         ag.planner.reset()  # the next plan starts cold from the (expert-driven) history
         ag.last_plan = None
         if hasattr(self.planner, "_current"):  # a runner: drop its stale plans; the expert drives until a new one
-            self.planner._current = self.planner._pending = None  # is ready (the runner's fallback)
+            self.planner._current, self.planner._pending = None, []  # is ready (the runner's fallback)
             self.planner._last_request = None
             cmd_of, expert = self._command, self.expert
             self.planner.fallback = lambda o: expert.act(o, cmd_of(o))

@@ -107,3 +107,17 @@ def test_threaded_runner_plans_in_its_thread_while_the_loop_runs(agent):
         assert len(info["plan_latency_ms"]) >= 3 and info["plans"] >= 3
         assert runner._current is not None and runner._current.t_ready >= runner._current.t_obs
     assert runner._thread is None
+
+
+def test_pipelined_requests_keep_every_plan_inside_its_horizon(agent):
+    one = DelayedPlanRunner(agent, latency_ms=(100, 100), mode="async")
+    _run(one, steps=20)
+    assert one.info["starved_steps"] > 0  # one planner at 5 steps of latency: each plan must last 10 > 8 steps
+    piped = DelayedPlanRunner(agent, latency_ms=(100, 100), mode="async", max_in_flight=3)
+    log = _run(piped, steps=20)
+    assert piped.info["starved_steps"] == 0
+    for t, action, cur in log[5:]:
+        t_obs, acts = cur
+        assert 5 <= t - t_obs <= 6 and np.array_equal(action, acts[t - t_obs])
+    with pytest.raises(ValueError, match="max_in_flight"):
+        DelayedPlanRunner(agent, max_in_flight=0)
