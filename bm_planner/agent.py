@@ -108,18 +108,15 @@ class AgentConfig:
 
 
 def _shipped_agent_config(ckpt_path, path) -> dict:
-    """The ``agent_config.json`` saved with a checkpoint (next to it, in its run directory or in ``path``), or {}."""
-    for d in (Path(ckpt_path), Path(ckpt_path).parent, Path(ckpt_path).parent.parent, Path(path)):
-        f = d / "agent_config.json"
-        if f.is_file():
-            try:
-                data = json.loads(f.read_text())
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{f}: malformed JSON: {e}") from None
-            if not isinstance(data, dict):
-                raise ValueError(f"{f}: expected a JSON object of AgentConfig fields")
-            return data
-    return {}
+    """The inference settings shipped with the checkpoint at ``ckpt_path`` (its config.json's ``agent_config``, or
+    for older checkpoints ``agent_config.json`` beside it, in its run directory or in ``path``), or {}."""
+    from bm_planner.training.checkpoint import CheckpointError, checkpoint_description, load_checkpoint
+
+    ckpt = load_checkpoint(Path(ckpt_path), load_train_state=False, verify=False)
+    try:
+        return dict(checkpoint_description(ckpt, path).get("agent_config", {}))
+    except CheckpointError:  # no state layout either: not a planner checkpoint this function can describe
+        return {}
 
 
 def _check_command(command) -> np.ndarray:
@@ -221,22 +218,16 @@ class DiffusionAgent:
         ``config``: an :class:`AgentConfig`; or a dict of overrides of the inference settings shipped with the
         checkpoint (``agent_config.json`` next to it or in the run directory, written by :meth:`save`); ``None`` =
         the shipped settings, else the :class:`AgentConfig` defaults."""
-        from bm_planner.training.checkpoint import load_diffusion_model, load_normalizer
+        from bm_planner.training.checkpoint import checkpoint_description, load_diffusion_model, load_normalizer
 
         model, ckpt = load_diffusion_model(Path(path), use_ema=True, device=device)
         normalizer = load_normalizer(ckpt)
-        layout = None
-        for d in (Path(ckpt.path), Path(ckpt.path).parent, Path(ckpt.path).parent.parent, Path(path)):
-            if (d / "state_layout.json").is_file():
-                layout = json.loads((d / "state_layout.json").read_text())
-                break
+        desc = checkpoint_description(ckpt, path)  # the checkpoint's own, or the legacy sidecar files
         if not isinstance(config, AgentConfig):
-            config = AgentConfig.from_dict({**_shipped_agent_config(ckpt.path, path), **(config or {})})
-        if layout is not None:
-            rep = StateRepresentation(layout["bodies"])
-        else:
-            k = (model.config.state_dim - 9) // 6
-            rep = StateRepresentation("all" if k == g1.NUM_BODIES else "default")
+            config = AgentConfig.from_dict({**desc.get("agent_config", {}), **(config or {})})
+        rep = StateRepresentation(desc["state_layout"]["bodies"])
+        if rep.dim != model.config.state_dim:
+            raise ValueError(f"{ckpt.path}: state layout of {rep.dim} dims, model state_dim {model.config.state_dim}")
         agent = cls(model, normalizer, rep, config=config, device=device, backend=backend, **kw)
         agent.path = str(ckpt.path)
         return agent

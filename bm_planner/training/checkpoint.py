@@ -6,7 +6,11 @@ Layout of ``RUN_DIR/checkpoints/step_00012000/``::
     ema.safetensors         EMA weights (use these for inference)
     normalizer.safetensors  the data normalizer's buffers (``normalizer.state_dict()``)
     config.json             {"format", "version", "step", "run_config", "normalizer_class", "files": {name: sha256,
-                             bytes}, "metrics"}
+                             bytes}, "metrics", "state_layout", "window"}: the checkpoint describes itself —
+                             ``state_layout`` (tracked bodies, state slices: how observations become states),
+                             ``window`` (N history steps, H planned steps), ``agent_config`` (inference settings,
+                             when shipped); checkpoints written before carry a sidecar ``state_layout.json``
+                             instead, read by the one converter :func:`legacy_description`
     train_state.pt          optimizer / LR scheduler / grad scaler / EMA / tracker / RNG states (optional; only
                             tensors, numbers, strings, lists and dicts, so it loads with ``weights_only=True``)
 
@@ -82,6 +86,7 @@ def save_checkpoint(
     train_state: dict[str, Any] | None = None,
     normalizer_class: str = "",
     metrics: dict[str, float] | None = None,
+    description: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``ckpt_root/step_{step:08d}`` atomically and point ``ckpt_root/latest`` at it; returns the directory."""
     ckpt_root = Path(ckpt_root)
@@ -111,6 +116,7 @@ def save_checkpoint(
             "normalizer_class": normalizer_class,
             "files": files,
             "metrics": metrics or {},
+            **(description or {}),
         }
         (tmp / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         _fsync_file(tmp / "config.json")
@@ -215,6 +221,66 @@ def load_resumable_checkpoint(run_dir: Path) -> Checkpoint:
                           f"the newest intact one (unusable ones renamed corrupt-*)", stacklevel=2)  # fmt: skip
             return ckpt
         raise
+
+
+def describe(state_layout: dict, model_config: dict, agent_config: dict | None = None) -> dict[str, Any]:
+    """The self-description written into a checkpoint's ``config.json``."""
+    d = {"state_layout": dict(state_layout),
+         "window": {"n_history": int(model_config["n_history"]), "horizon": int(model_config["horizon"])}}  # fmt: skip
+    if agent_config is not None:
+        d["agent_config"] = dict(agent_config)
+    return d
+
+
+def _sidecar(ckpt: Checkpoint, fname: str, search) -> dict | None:
+    """``fname`` beside the checkpoint, in its run directory or in one of ``search`` (first found), or None."""
+    for d in (Path(ckpt.path), Path(ckpt.path).parent, Path(ckpt.path).parent.parent, *map(Path, search)):
+        f = d / fname
+        if f.is_file():
+            try:  # a user-edited settings file: ValueError, like any other bad setting
+                data = json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{f}: malformed JSON: {e}") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{f}: expected a JSON object")
+            return data
+    return None
+
+
+def legacy_description(ckpt: Checkpoint, *search) -> dict[str, Any]:
+    """The one converter for checkpoints written before they described themselves (e.g. ``planner-small-v2`` as
+    first trained): their state layout came as ``state_layout.json`` beside the checkpoint, in its run directory or
+    in one of ``search``. Raises :class:`CheckpointError` when there is none (the layout is never guessed)."""
+    layout = _sidecar(ckpt, "state_layout.json", search)
+    if layout is None:
+        raise CheckpointError(f"{ckpt.path}: the checkpoint has no state layout (config.json or a state_layout.json "
+                              f"beside it); it cannot encode observations")  # fmt: skip
+    return describe(layout, ckpt.config["run_config"]["model"])
+
+
+def checkpoint_description(ckpt: Checkpoint, *search) -> dict[str, Any]:
+    """``{"state_layout", "window", ["agent_config"]}`` of a checkpoint: its own state layout and window, else
+    :func:`legacy_description`'s; the inference settings from its config.json, else from an ``agent_config.json``
+    beside it (the user-editable file the shipped settings live in)."""
+    if "state_layout" in ckpt.config:
+        d = {k: ckpt.config[k] for k in ("state_layout", "window") if k in ckpt.config}
+    else:
+        d = legacy_description(ckpt, *search)
+    agent = ckpt.config.get("agent_config") or _sidecar(ckpt, "agent_config.json", search)
+    if agent is not None:
+        d["agent_config"] = dict(agent)
+    return d
+
+
+def upgrade_checkpoint(path: Path, *search) -> Path:
+    """Write a legacy checkpoint's description (:func:`legacy_description`) into its ``config.json`` (atomically;
+    the weights are untouched and re-verified). Returns the checkpoint directory."""
+    ckpt = load_checkpoint(Path(path), load_train_state=False)
+    if "state_layout" in ckpt.config:
+        return ckpt.path
+    meta = {**ckpt.config, **legacy_description(ckpt, *search)}
+    write_text(ckpt.path / "config.json", json.dumps(meta, indent=2, sort_keys=True), fsync=True)
+    return ckpt.path
 
 
 def prune_checkpoints(ckpt_root: Path, keep_last: int, keep: tuple[str, ...] = ()) -> None:

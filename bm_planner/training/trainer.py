@@ -26,6 +26,7 @@ from bm_planner.model import StateActionDiffusionModel
 from bm_planner.training.checkpoint import (
     CheckpointError,
     atomic_write_text,
+    describe,
     load_checkpoint,
     load_resumable_checkpoint,
     prune_checkpoints,
@@ -61,6 +62,15 @@ class _LossModule(nn.Module):
         return out.loss, out.state_mse, out.action_mse
 
 
+def _dataset_layout(ds) -> dict | None:
+    """The state layout of a dataset (``ds.state_rep.layout()``), also through ``Subset``-like wrappers."""
+    for obj in (ds, getattr(ds, "dataset", None)):
+        rep = getattr(obj, "state_rep", None)
+        if rep is not None and hasattr(rep, "layout"):
+            return rep.layout()
+    return None
+
+
 class DDPMTrainer:
     """Trains, evaluates (rank 0, EMA weights) and checkpoints (rank 0) a diffusion model.
 
@@ -87,8 +97,11 @@ class DDPMTrainer:
         use_wandb: bool = False,
         progress: bool = True,
         init_from: str | Path | None = None,
+        state_layout: dict | None = None,
     ) -> None:
         self.config = config
+        #: written into every checkpoint's config.json (with the window geometry): the checkpoint describes itself
+        self.state_layout = state_layout if state_layout is not None else _dataset_layout(train_dataset)
         tc = config.train
         self.device = (
             torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -307,6 +320,7 @@ class DDPMTrainer:
                 train_state,
                 f"{cls.__module__}:{cls.__qualname__}",
                 self.last_metrics,
+                describe(self.state_layout, self.config.to_dict()["model"]) if self.state_layout else None,
             )
             best = f"step_{self.tracker.best_step:08d}" if self.tracker.best_step >= 0 else ""
             prune_checkpoints(self.ckpt_root, self.config.train.keep_last, keep=(best,))

@@ -45,6 +45,9 @@ def test_bm_train_on_collected_data_then_resume(tmp_path, capsys):
     assert train([*args, "--steps", "3", "--resume"]) == 0
     model, ckpt = load_diffusion_model(run)
     assert ckpt.step == 3 and ckpt.config["run_config"]["train"]["total_steps"] == 3
+    # the checkpoint describes itself: state layout and window geometry in its config.json
+    assert ckpt.config["state_layout"] == TrajectoryDataset(data, split="val").state_rep.layout()
+    assert ckpt.config["window"] == {"n_history": model.config.n_history, "horizon": model.config.horizon}
     # --resume with a different config is an error that names the difference (not a silent ignore)
     other = tmp_path / "other.yaml"
     other.write_text(cfg.read_text().replace("width: 32", "width: 48"))
