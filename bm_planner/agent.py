@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -224,6 +225,9 @@ class DiffusionAgent:
         normalizer = load_normalizer(ckpt)
         desc = checkpoint_description(ckpt, path)  # the checkpoint's own, or the legacy sidecar files
         if not isinstance(config, AgentConfig):
+            if "agent_config" not in desc:
+                warnings.warn(f"{ckpt.path}: no shipped inference settings (agent_config.json); using the AgentConfig "
+                              f"defaults (unguided) with the overrides given", stacklevel=2)  # fmt: skip
             config = AgentConfig.from_dict({**desc.get("agent_config", {}), **(config or {})})
         rep = StateRepresentation(desc["state_layout"]["bodies"])
         if rep.dim != model.config.state_dim:
