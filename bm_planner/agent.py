@@ -60,7 +60,9 @@ class AgentConfig:
     :class:`~bm_planner.guidance.costs.WholeBodyJoystickCost` (every tracked body on the path the command implies)
     to the root :class:`JoystickCost`; ``settle_steps``: after a reset, hold the default pose (action
     0) for this many control steps before the first plan, so the planner's history holds real frames (the data never
-    shows the padded, motionless history of the very first step)."""
+    shows the padded, motionless history of the very first step); ``noise_scale``: temperature of the start noise of
+    every plan, in [0, 1] (1 = the distribution the model was trained on; 0 = the deterministic DDIM path from
+    x_K = 0, the plan closest to the model's mean — lower off-policy action error, see the v3 card)."""
 
     num_steps: int = 10
     sampler: str = "ddim"
@@ -79,6 +81,7 @@ class AgentConfig:
     command_guidance: float = 1.0
     settle_steps: int = 0
     whole_body_weight: float = 0.0
+    noise_scale: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict) -> AgentConfig:
@@ -104,6 +107,8 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.command_guidance must be finite and >= 0, got {self.command_guidance=}")
         if not (math.isfinite(self.whole_body_weight) and self.whole_body_weight >= 0):
             raise ValueError(f"AgentConfig.whole_body_weight must be finite and >= 0, got {self.whole_body_weight=}")
+        if not (math.isfinite(self.noise_scale) and 0.0 <= self.noise_scale <= 1.0):
+            raise ValueError(f"AgentConfig.noise_scale must be in [0, 1], got {self.noise_scale=}")
         if not 0 <= self.settle_steps <= 500:
             raise ValueError(f"AgentConfig.settle_steps must be in [0, 500], got {self.settle_steps=}")
 
@@ -206,7 +211,8 @@ class DiffusionAgent:
             )
         self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
                                                 self.config.warm_start, warm_steps=self.config.warm_steps,
-                                                sampler=self.config.sampler, two_stage=self.config.two_stage)  # fmt: skip
+                                                sampler=self.config.sampler, two_stage=self.config.two_stage,
+                                                noise_scale=self.config.noise_scale)  # fmt: skip
         self.path: str | None = None
         self.reset()
 

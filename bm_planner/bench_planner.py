@@ -200,7 +200,8 @@ def time_shipped_plans(model, normalizer, rep, agent_cfg, cfg: PlannerBenchConfi
     from bm_planner.guidance.rolling import RollingGuidanceInference
 
     planner = RollingGuidanceInference(model, normalizer, rep, agent_cfg.num_steps, warm_start=False,
-                                       sampler=agent_cfg.sampler, two_stage=agent_cfg.two_stage)  # fmt: skip
+                                       sampler=agent_cfg.sampler, two_stage=agent_cfg.two_stage,
+                                       noise_scale=agent_cfg.noise_scale)  # fmt: skip
     guidance = joystick_guidance(normalizer, rep, scale=agent_cfg.guidance_scale) if agent_cfg.guidance_scale else None
     hs, ha = history(model.config, "cpu", cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from bm_planner.model.sampling import Plan, sample_plan, start_levels
+from bm_planner.model.sampling import Plan, check_noise_scale, sample_plan, start_levels
 from bm_planner.model.scheduler import randn_like_gen
 from bm_planner.model.schedules import level_schedule
 
@@ -58,12 +58,13 @@ class FastDDIMSampler:
                  init: Plan | tuple[torch.Tensor, torch.Tensor] | None = None,
                  k_start_states: int | Sequence[int] | torch.Tensor | None = None,
                  k_start_actions: int | Sequence[int] | torch.Tensor | None = None, eta: float | None = None,
-                 command: torch.Tensor | None = None) -> Plan:  # fmt: skip
+                 command: torch.Tensor | None = None, noise_scale: float = 1.0) -> Plan:  # fmt: skip
         m, c = self.model, self.model.config
+        noise_scale = check_noise_scale(noise_scale)
         eta_v = (1.0 if sampler == "ddpm" else 0.0) if eta is None else float(eta)
         if sampler != "ddim" or eta_v != 0.0 or not isinstance(history_states, torch.Tensor):
             return sample_plan(m, m.scheduler, c, history_states, history_actions, num_steps, sampler, guidance,
-                               generator, init, k_start_states, k_start_actions, eta, command)  # fmt: skip
+                               generator, init, k_start_states, k_start_actions, eta, command, noise_scale)  # fmt: skip
         b = history_states.shape[0]
         if tuple(history_states.shape[1:]) != (c.n_known_states, c.state_dim) or tuple(history_actions.shape) != (
             b,
@@ -99,9 +100,9 @@ class FastDDIMSampler:
                 )
         if top == 0 or not 1 <= n <= c.num_levels:  # edge cases: the reference handles and reports them
             return sample_plan(m, m.scheduler, c, history_states, history_actions, num_steps, sampler, guidance,
-                               generator, init, k_start_states, k_start_actions, eta, command)  # fmt: skip
-        x_s = m.scheduler.add_noise(x_s, randn_like_gen(x_s, generator), ks0.to(device).expand(b, -1))
-        x_a = m.scheduler.add_noise(x_a, randn_like_gen(x_a, generator), ka0.to(device).expand(b, -1))
+                               generator, init, k_start_states, k_start_actions, eta, command, noise_scale)  # fmt: skip
+        x_s = m.scheduler.add_noise(x_s, noise_scale * randn_like_gen(x_s, generator), ks0.to(device).expand(b, -1))
+        x_a = m.scheduler.add_noise(x_a, noise_scale * randn_like_gen(x_a, generator), ka0.to(device).expand(b, -1))
         x_s = torch.cat([history_states, x_s[:, c.n_known_states :]], dim=1)
         x_a = torch.cat([history_actions, x_a[:, c.n_known_actions :]], dim=1)
         ls, s0, s1, la, a0, a1, tops = self._tables(ks0, ka0, n, device, dtype)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from bm_planner.model.sampling import Guidance, Plan
+from bm_planner.model.sampling import Guidance, Plan, check_noise_scale
 
 
 class RollingGuidanceInference:
@@ -27,13 +27,15 @@ class RollingGuidanceInference:
     ``warm_steps``: warm-start denoising steps (default proportional, see the module docstring);
     ``sampler``: "ddim" | "ddpm"; ``two_stage``: after the (guided) joint sample, re-sample the actions from level K
     with the planned states held clean (level 0) — the independent noise levels allow it — so the actions follow
-    the guided states instead of being committed while the states were still noisy (doubles the denoiser calls).
+    the guided states instead of being committed while the states were still noisy (doubles the denoiser calls);
+    ``noise_scale``: start-noise temperature in [0, 1] of every sampling call (1 = as trained; 0 = x_K = 0).
     """
 
     def __init__(self, model, normalizer, state_rep, num_steps: int = 10, warm_start: bool = True,
                  k_states: int | None = None, k_actions: int | None = None, warm_steps: int | None = None,
-                 sampler: str = "ddim", two_stage: bool = False):  # fmt: skip
+                 sampler: str = "ddim", two_stage: bool = False, noise_scale: float = 1.0):  # fmt: skip
         c = model.config
+        self.noise_scale = check_noise_scale(noise_scale)
         self.two_stage = bool(two_stage) and hasattr(c, "num_levels")
         self.model, self.normalizer, self.rep = model, normalizer, state_rep
         self.sampler = sampler
@@ -89,15 +91,15 @@ class RollingGuidanceInference:
             init = self.carry_over(executed, ref_pos_w, ref_yaw)
             out = self.model.sample(history_states, history_actions, num_steps=self.warm_steps, sampler=self.sampler,
                                     guidance=guidance, generator=generator, init=init,
-                                    k_start_states=self.k_states, k_start_actions=self.k_actions, **cmd)  # fmt: skip
+                                    k_start_states=self.k_states, k_start_actions=self.k_actions, noise_scale=self.noise_scale, **cmd)  # fmt: skip
         else:
             out = self.model.sample(history_states, history_actions, num_steps=self.num_steps, sampler=self.sampler,
-                                    guidance=guidance, generator=generator, **cmd)  # fmt: skip
+                                    guidance=guidance, generator=generator, noise_scale=self.noise_scale, **cmd)  # fmt: skip
         if self.two_stage:
             c = self.model.config
             out = self.model.sample(history_states, history_actions, num_steps=self.num_steps, sampler=self.sampler,
                                     generator=generator, init=out, k_start_states=0,
-                                    k_start_actions=c.num_levels, **cmd)  # fmt: skip
+                                    k_start_actions=c.num_levels, noise_scale=self.noise_scale, **cmd)  # fmt: skip
         self.prev, self.prev_ref, self.last_was_warm = out, (ref_pos_w, ref_yaw), warm
         return out
 

@@ -157,10 +157,11 @@ class StateActionDiffusionModel(nn.Module):
         k_start_actions: int | Sequence[int] | torch.Tensor | None = None,
         eta: float | None = None,
         command: torch.Tensor | None = None,
+        noise_scale: float = 1.0,
     ) -> Plan:
         """Sample a plan (see :func:`bm_planner.model.sampling.sample_plan`); runs in eval mode and restores the
         previous mode. Inputs/outputs are normalized: history states (B, N+1, D), actions (B, N, A) (+ ``command``
-        (B, C) for a command-conditioned model) -> :class:`Plan` with states (B, T, D), actions (B, Ta, A)."""
+        (B, C) for a command-conditioned model; ``noise_scale``: start-noise temperature in [0, 1]) -> :class:`Plan` with states (B, T, D), actions (B, Ta, A)."""
         was_training = self.training
         self.eval()
         try:
@@ -179,6 +180,7 @@ class StateActionDiffusionModel(nn.Module):
                 k_start_actions,
                 eta,
                 command,
+                noise_scale,
             )
         finally:
             self.train(was_training)

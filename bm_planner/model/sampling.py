@@ -10,6 +10,7 @@ Guidance sees normalized x0 predictions of shape (B, T, D) / (B, Ta, A) (detache
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,6 +74,14 @@ def _check(name: str, x: torch.Tensor, shape: tuple[int, ...]) -> None:
 
 
 @torch.no_grad()
+def check_noise_scale(noise_scale) -> float:
+    """``noise_scale`` as a float in [0, 1], or a one-line ``ValueError``."""
+    v = float(noise_scale)
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise ValueError(f"noise_scale must be in [0, 1], got {noise_scale!r}")
+    return v
+
+
 def sample_plan(
     denoiser: Denoiser,
     scheduler: NoiseScheduler,
@@ -88,6 +97,7 @@ def sample_plan(
     k_start_actions: int | Sequence[int] | torch.Tensor | None = None,
     eta: float | None = None,
     command: torch.Tensor | None = None,
+    noise_scale: float = 1.0,
 ) -> Plan:
     """Sample a plan given history states (B, N+1, D) and actions (B, N, A), normalized.
 
@@ -97,8 +107,11 @@ def sample_plan(
     ``num_steps`` defaults to the highest start level; every token descends proportionally and reaches level 0 at the
     last iteration (:func:`level_schedule`). ``sampler`` "ddpm" is ancestral (eta = 1), "ddim" deterministic (eta = 0).
     ``command`` (B, C): task command of a command-conditioned denoiser (passed as its fifth argument; ``None`` = none).
+    ``noise_scale`` in [0, 1]: the drawn start noise ε is multiplied by it (1 = the trained distribution; < 1 samples
+    at a lower temperature, 0 = the deterministic DDIM path from the mean of the noise, i.e. x_K = 0).
     """
     c = config
+    noise_scale = check_noise_scale(noise_scale)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
     b = history_states.shape[0] if isinstance(history_states, torch.Tensor) and history_states.ndim == 3 else -1
@@ -123,8 +136,8 @@ def sample_plan(
         _check("init states", x_s, (b, c.window, c.state_dim))
         _check("init actions", x_a, (b, c.action_window, c.action_dim))
     ks0_b, ka0_b = ks0.to(device).expand(b, -1), ka0.to(device).expand(b, -1)
-    x_s = scheduler.add_noise(x_s, randn_like_gen(x_s, generator), ks0_b)
-    x_a = scheduler.add_noise(x_a, randn_like_gen(x_a, generator), ka0_b)
+    x_s = scheduler.add_noise(x_s, noise_scale * randn_like_gen(x_s, generator), ks0_b)
+    x_a = scheduler.add_noise(x_a, noise_scale * randn_like_gen(x_a, generator), ka0_b)
 
     top = int(max(ks0.max(), ka0.max()))
     n = top if num_steps is None else int(num_steps)
