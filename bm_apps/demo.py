@@ -24,8 +24,8 @@ import imageio.v2 as imageio  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import bm_envs  # noqa: E402,F401
-from bm_envs.command_laws import PurePursuit  # noqa: E402
-from bm_envs.experts import ExpertPolicy  # noqa: E402
+from bm_envs.experts.command_laws import PurePursuit  # noqa: E402
+from bm_envs.experts.locomotion import ExpertPolicy  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES, resolve_profile  # noqa: E402
 

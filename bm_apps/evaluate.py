@@ -5,22 +5,22 @@ Suites (the paper's protocols; scenario files shipped in ``bm_envs/scenarios/``)
 * ``walk-perturb`` — ``BM-G1-Joystick-v0``, 15 s at 0.5 m/s forward, a push U(0, 0.5) m/s every 1 s; success = no
   fall in 15 s (the paper's definition; the velocity error is reported beside it).
 * ``joystick-4dir`` — forward, backward, turn left, turn right, 3 s each; success = every segment followed
-  (:mod:`bm_envs.joystick`: after 1 s of settling, the segment's mean velocity within tolerance of the command).
+  (:mod:`bm_envs.envs.joystick`: after 1 s of settling, the segment's mean velocity within tolerance of the command).
 * ``joystick-8dir`` — forward, backward, left, right, turn left and right in place, forward + left turn,
   forward + right turn, 3 s each; the same success test.
 * ``waypoint`` — ``BM-G1-Waypoint-v0``, the 3 m square (``waypoint-square``).
 * ``obstacle-forest`` — ``BM-G1-Obstacle-v0``, 7 m through fixed and random obstacles (``forest-small``).
 * ``joystick-random`` — ``BM-G1-Joystick-v0`` with its default random command schedule (|v| ≤ 0.8 m/s,
   yaw rate ≤ 0.8 rad/s, new command every 1.5–4 s), 20 s episodes.
-* ``--scenario FILE`` — any scenario JSON (format: the ``bm_envs.scenario`` module) or a shipped scenario's name.
+* ``--scenario FILE`` — any scenario JSON (format: the ``bm_envs.scene.scenario`` module) or a shipped scenario's name.
 
 Policies (``--policy``): ``expert`` (the Stage-1 expert + command law), ``diffusion:CKPT`` (the planner; its
 :class:`~bm_planner.agent.AgentConfig` from ``--agent``, e.g. ``'{"guidance_scale": 0}'`` for unguided),
 ``bc:DIR`` (the behaviour-cloning baseline), ``sb3:ZIP`` (a Stable-Baselines3 checkpoint trained with
 ``bm-train-sb3``).
 
-The policy is :class:`~bm_envs.experts.ExpertPolicy`; in waypoint/obstacle envs it is driven by
-:class:`~bm_envs.command_laws.PurePursuit` (``avoid_obstacles=True`` in ``BM-G1-Obstacle-v0``), in the joystick env
+The policy is :class:`~bm_envs.experts.locomotion.ExpertPolicy`; in waypoint/obstacle envs it is driven by
+:class:`~bm_envs.experts.command_laws.PurePursuit` (``avoid_obstacles=True`` in ``BM-G1-Obstacle-v0``), in the joystick env
 by the env's own command. Randomization and action latency come from a named profile (``--profile``, default
 ``expert``: the ranges the Stage-1 expert was trained with; ``paper``: BeyondMimic's Stage-1 ranges + 0–100 ms
 latency, a stress test; ``off``; see :mod:`bm_envs.wrappers.profiles`); ``--randomization``, ``--latency-ms`` and
@@ -52,7 +52,7 @@ from bm_apps.policies import parse_policy  # noqa: E402
 from bm_envs.cliargs import json_object_arg  # noqa: E402
 from bm_envs.eval_report import _policy_name, fall_histogram, markdown_summary, summarize, write_atomic  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
-from bm_envs.scenario import load_scenario  # noqa: E402
+from bm_envs.scene.scenario import load_scenario  # noqa: E402
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES  # noqa: E402
 
 #: suite -> shipped scenario name (``None``: the env's own default task, here the random joystick schedule)
@@ -72,7 +72,7 @@ class EvalConfig:
     :class:`~bm_envs.wrappers.RandomizationConfig` that replace the profile's (``None`` switches a term off),
     ``randomize=False``: no randomization, ``latency_ms``: (lo, hi) ms replacing the profile's latency (``None``:
     the profile's); ``time_limit_s`` overrides the episode length (s); ``pursuit``:
-    :class:`~bm_envs.command_laws.PurePursuit` fields for waypoint/obstacle envs."""
+    :class:`~bm_envs.experts.command_laws.PurePursuit` fields for waypoint/obstacle envs."""
 
     suite: str = "joystick-random"
     scenario: str | None = None
@@ -133,7 +133,7 @@ class EvalConfig:
 
     def make_law(self):
         """The command law of this suite's env: ``None`` (joystick) or a PurePursuit (avoiding in obstacle envs)."""
-        from bm_envs.command_laws import PurePursuit
+        from bm_envs.experts.command_laws import PurePursuit
 
         if self.pursuit is not None and not isinstance(self.pursuit, dict):
             raise ValueError(f"pursuit overrides must be a dict of PurePursuit fields, got {self.pursuit!r}")
@@ -183,7 +183,7 @@ def _init_worker(cfg: EvalConfig, policy=None) -> None:
 
 def make_policy(cfg: EvalConfig):
     """The policy under evaluation: the expert (+ command law), the diffusion planner or the BC baseline."""
-    from bm_envs.experts import ExpertPolicy
+    from bm_envs.experts.locomotion import ExpertPolicy
 
     kind, path = parse_policy(cfg.policy)
     if kind == "expert":

@@ -88,7 +88,7 @@ class _Runner:
         self.base = self.env.unwrapped
         self.policy = None
         if policy_kind == "expert":
-            from bm_envs.experts import ExpertPolicy
+            from bm_envs.experts.locomotion import ExpertPolicy
 
             self.policy = ExpertPolicy(cfg.expert)
         self.zero = np.zeros(g1.NUM_JOINTS, dtype=np.float32)

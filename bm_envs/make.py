@@ -21,13 +21,13 @@ from bm_envs.wrappers import ActionLatency, DomainRandomization, ObservationNois
 
 def _env_class(task: str):
     if task == "joystick":
-        from bm_envs.joystick import G1JoystickEnv as cls
+        from bm_envs.envs.joystick import G1JoystickEnv as cls
     elif task == "waypoint":
-        from bm_envs.waypoint import G1WaypointEnv as cls
+        from bm_envs.envs.waypoint import G1WaypointEnv as cls
     elif task == "obstacle":
-        from bm_envs.obstacle import G1ObstacleEnv as cls
+        from bm_envs.envs.obstacle import G1ObstacleEnv as cls
     elif task == "tracking":
-        from bm_envs.tracking import G1TrackingEnv as cls
+        from bm_envs.tracking.env import G1TrackingEnv as cls
     else:
         raise ValueError(f"unknown task {task!r}")
     return cls

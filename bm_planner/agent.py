@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bm_envs import g1_constants as g1
-from bm_envs.command_laws import PurePursuit
+from bm_envs.experts.command_laws import PurePursuit
 from bm_planner.data.state import StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost, WholeBodyJoystickCost
@@ -197,7 +197,7 @@ class DiffusionAgent:
             torch.set_num_threads(self.config.threads)
         self.backend = backend  # "torch" | "onnx" | "tensorrt": only the denoiser moves; sampler/guidance stay torch
         if backend != "torch" or onnx_path is not None:
-            from bm_planner.export.ort import with_backend
+            from bm_planner.backends import with_backend
 
             self.model = with_backend(
                 self.model, backend, onnx_path, self.config.threads or 1, self.normalizer, state_rep
@@ -264,7 +264,7 @@ class DiffusionAgent:
 
     def set_obstacles(self, obstacles) -> None:
         """The scene's obstacles as the env lists them (``info["obstacles"]`` of ``BM-G1-Obstacle-v0`` at reset:
-        dicts, or :class:`bm_envs.scenario.Obstacle` objects), in the order of ``obs["obstacles"]``'s rows. A row
+        dicts, or :class:`bm_envs.scene.scenario.Obstacle` objects), in the order of ``obs["obstacles"]``'s rows. A row
         cannot hold a mesh, so this is how the obstacle cost gets the exact shape of ``"mesh"`` obstacles (without
         it they are their bounding boxes); primitives are read from the rows either way. Cleared by :meth:`reset`,
         so call it after ``reset`` (:func:`bm_envs.rollout.run_episode` does)."""
@@ -310,7 +310,7 @@ class DiffusionAgent:
     def task_command(self, obs: dict) -> np.ndarray | None:
         """The velocity command (vx, vy m/s, yaw rate rad/s) (3,) a command-conditioned model plans with: the explicit
         ``command``, else the joystick env's ``obs["command"]``, else for goal-directed tasks (``obs["goal_b"]``) the
-        pure-pursuit law the Stage-1 expert is driven by in the same tasks (:class:`bm_envs.command_laws.PurePursuit`,
+        pure-pursuit law the Stage-1 expert is driven by in the same tasks (:class:`bm_envs.experts.command_laws.PurePursuit`,
         avoiding ``obs["obstacles"]`` when present); ``None`` for an unconditional model, with
         ``use_command=False``, or when the task gives no command (the "no command" embedding)."""
         if not getattr(self.model.config, "command_dim", 0) or not self.config.use_command:

@@ -86,7 +86,7 @@ def default_backends() -> tuple[str, ...]:
     out = ["torch", "torch+fast", "onnx", "onnx+fast"]
     if torch.cuda.is_available():
         out.append("torch-cuda+fast")
-        from bm_planner.export.tensorrt import tensorrt_available
+        from bm_planner.backends.tensorrt import tensorrt_available
 
         if tensorrt_available()[0]:
             out.append("tensorrt+fast")
@@ -122,8 +122,8 @@ def load_planner(preset: str, checkpoint: str | None):
 def backend_model(model, backend: str, threads: int, onnx_path: Path | None):
     """``model`` on ``backend``: "torch", "torch-cuda", "onnx", "tensorrt", each optionally + "+fast" (the
     :class:`~bm_planner.export.fast_sampler.FastDDIMSampler` loop instead of the reference ``sample_plan``)."""
+    from bm_planner.backends import with_backend
     from bm_planner.export.fast_sampler import install_fast_sampler
-    from bm_planner.export.ort import with_backend
 
     name, fast = backend.removesuffix("+fast"), backend.endswith("+fast")
     if name in ("torch", "torch-cuda"):
@@ -306,7 +306,7 @@ def memory_probe(preset: str, checkpoint: str | None, backend: str, onnx_path: s
     rss0 = _rss_mb()
     model, norm, rep, _ = load_planner(preset, checkpoint)
     if backend.startswith("onnx"):
-        from bm_planner.export.ort import OnnxDenoiser
+        from bm_planner.backends.onnxruntime import OnnxDenoiser
 
         model.denoiser = OnnxDenoiser(onnx_path, threads=1)
         gc.collect()

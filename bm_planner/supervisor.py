@@ -10,7 +10,7 @@ behind the same ``predict(obs)`` and watches a **fall-risk signal** computed fro
 * pelvis height below ``min_height_m``,
 * the planner's own out-of-distribution flag (``info["ood"]`` after its last plan), when ``use_ood``.
 
-When it fires, the expert (:class:`bm_envs.experts.LocomotionExpert`) takes over with its gait phase matched to
+When it fires, the expert (:class:`bm_envs.experts.locomotion.LocomotionExpert`) takes over with its gait phase matched to
 the planner's last action (:meth:`LocomotionExpert.take_over`), following the command the planner was given
 (``task_command``: the joystick command, or the pure-pursuit command toward the goal). It hands back after at
 least ``min_expert_s`` once the robot has been stable (tilt below ``stable_tilt_rad`` and ‖ω_xy‖ below
@@ -87,10 +87,10 @@ def is_stable(obs: dict, config: SupervisorConfig) -> bool:
 class SafetySupervisor:
     """``predict(obs)`` of ``planner`` while the fall-risk signal is quiet, of the Stage-1 ``expert`` from when it
     fires until the robot is stable again (module docstring). ``planner``: a DiffusionAgent or a runner wrapping
-    one (``planner.agent``); ``expert``: a :class:`~bm_envs.experts.LocomotionExpert` or its name."""
+    one (``planner.agent``); ``expert``: a :class:`~bm_envs.experts.locomotion.LocomotionExpert` or its name."""
 
     def __init__(self, planner, expert="fastsac", config: SupervisorConfig | dict | None = None):
-        from bm_envs.experts import LocomotionExpert
+        from bm_envs.experts.locomotion import LocomotionExpert
 
         self.planner = planner
         self.agent = getattr(planner, "agent", planner)

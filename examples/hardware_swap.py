@@ -26,8 +26,8 @@ import gymnasium as gym
 import numpy as np
 
 import bm_envs  # noqa: F401  (registers the sim envs)
-from bm_envs.command_laws import PurePursuit
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.command_laws import PurePursuit
+from bm_envs.experts.locomotion import ExpertPolicy
 
 SCENARIOS = {
     "joystick": {"name": "walk-0.4", "env": "BM-G1-Joystick-v0", "time_limit_s": 5.0,

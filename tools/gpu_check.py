@@ -83,10 +83,11 @@ def main() -> int:
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    from bm_planner.backends import with_backend
+    from bm_planner.backends.tensorrt import TensorRTDenoiser, build_engine, tensorrt_available
     from bm_planner.bench_planner import command_kwargs, history, load_planner
     from bm_planner.export.fast_sampler import install_fast_sampler
     from bm_planner.export.onnx_export import export_onnx, read_metadata
-    from bm_planner.export.ort import with_backend
     from bm_planner.export.parity import (
         FP16_PLAN_ATOL,
         FP16_STEP_ATOL,
@@ -97,7 +98,6 @@ def main() -> int:
         random_step_inputs,
         step_error,
     )
-    from bm_planner.export.tensorrt import TensorRTDenoiser, build_engine, tensorrt_available
 
     report: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -22,7 +22,7 @@ import torch
 
 import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
-from bm_envs.experts import LocomotionExpert
+from bm_envs.experts.locomotion import LocomotionExpert
 from bm_envs.rotations import yaw_from_quat
 from bm_planner.agent import DiffusionAgent
 

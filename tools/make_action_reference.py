@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import bm_envs  # noqa: F401
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.locomotion import ExpertPolicy
 from bm_planner import SHIPPED_PLANNER
 from bm_planner.agent import OBS_KEYS, DiffusionAgent
 

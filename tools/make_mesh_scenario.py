@@ -1,5 +1,5 @@
 """Write the example mesh-obstacle scenario shipped in ``bm_envs/scenarios``: two generated meshes (an L-shaped
-wall and a rock, :func:`bm_envs.mesh_obstacles.make_l_wall` / :func:`~bm_envs.mesh_obstacles.make_boulder`) as
+wall and a rock, :func:`bm_envs.scene.mesh_obstacles.make_l_wall` / :func:`~bm_envs.scene.mesh_obstacles.make_boulder`) as
 binary STL in ``bm_envs/scenarios/meshes/`` and ``bm_envs/scenarios/mesh-obstacles.json`` using them.
 
     python tools/make_mesh_scenario.py          # rewrites the three files (deterministic)
@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from bm_envs.mesh_obstacles import make_boulder, make_l_wall
-from bm_envs.scenario import SCENARIO_DIR, load_scenario
+from bm_envs.scene.mesh_obstacles import make_boulder, make_l_wall
+from bm_envs.scene.scenario import SCENARIO_DIR, load_scenario
 
 SCENARIO = {
     "name": "mesh-obstacles",

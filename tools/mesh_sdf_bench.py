@@ -25,8 +25,8 @@ import numpy as np
 def accuracy(args) -> dict:
     import trimesh
 
-    from bm_envs.mesh_obstacles import MeshGeometry, PlacedMesh, make_boulder
-    from bm_envs.scenario import Obstacle
+    from bm_envs.scene.mesh_obstacles import MeshGeometry, PlacedMesh, make_boulder
+    from bm_envs.scene.scenario import Obstacle
 
     tmp = Path(tempfile.mkdtemp(prefix="mesh-bench-"))
     os.environ["BM_CACHE_DIR"] = str(tmp / "cache")  # a cold cache: the build is measured
@@ -51,7 +51,7 @@ def accuracy(args) -> dict:
     # MuJoCo: distance from a probe to the convex pieces, outside the mesh
     import mujoco
 
-    from bm_envs.scene import add_mesh_obstacles, mesh_obstacle_geoms
+    from bm_envs.scene.builder import add_mesh_obstacles, mesh_obstacle_geoms
 
     obst = Obstacle.from_mesh(PlacedMesh(geom, np.zeros(3), 0.0))
     spec = mujoco.MjSpec()

@@ -25,7 +25,7 @@ def off_policy_gaps(
     import gymnasium as gym
 
     import bm_envs  # noqa: F401
-    from bm_envs.experts import ExpertPolicy
+    from bm_envs.experts.locomotion import ExpertPolicy
     from bm_planner.agent import DiffusionAgent
     from bm_planner.data.commands import CommandConfig, sample_schedule
 

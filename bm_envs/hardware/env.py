@@ -7,7 +7,7 @@ spaces, scenario, command schedule, goals, obstacles, rewards, ``info`` keys and
 control tick (50 Hz, wall clock) and copies the latest ``LowState_`` plus the :class:`StateSource`'s root state
 into ``data`` followed by forward kinematics. ``info`` gains one key, ``"hardware"`` (link statistics, fault).
 
-What is measured vs estimated (observation keys of :mod:`bm_envs.g1_base`):
+What is measured vs estimated (observation keys of :mod:`bm_envs.envs.base`):
 
 ========================================  =====================================================================
 ``proprio`` joints q, q̇                    measured (motor encoders, ``LowState_.motor_state``)

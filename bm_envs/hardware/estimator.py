@@ -29,7 +29,7 @@ import numpy as np
 from bm_envs.hardware.messages import StateFrame
 from bm_envs.hardware.sdk import close_endpoint
 from bm_envs.rotations import quat_from_yaw, quat_to_mat, yaw_from_quat
-from bm_envs.scene import SceneIndex
+from bm_envs.scene.builder import SceneIndex
 
 
 class StateSourceError(RuntimeError):

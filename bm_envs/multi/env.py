@@ -3,8 +3,8 @@
 Agents ``robot_0`` … ``robot_{N-1}``. Each agent's observation and action spaces are those of the single-robot env
 of the scenario (:attr:`~bm_envs.multi.scenario.MultiScenario.agent_env`: ``BM-G1-Waypoint-v0``, or
 ``BM-G1-Obstacle-v0`` when the scene has obstacles), with the same keys, shapes, dtypes and meaning, so a
-single-robot policy (:class:`~bm_envs.experts.ExpertPolicy`, :class:`~bm_planner.agent.DiffusionAgent`) drives one
-robot unchanged. Timing, PD control and fall detection are the single env's (:mod:`bm_envs.g1_base`: 50 Hz control,
+single-robot policy (:class:`~bm_envs.experts.locomotion.ExpertPolicy`, :class:`~bm_planner.agent.DiffusionAgent`) drives one
+robot unchanged. Timing, PD control and fall detection are the single env's (:mod:`bm_envs.envs.base`: 50 Hz control,
 10 physics steps of 2 ms, ``q* = default + 0.25·a``; out-of-range actions are clipped, mis-shaped or non-finite ones
 raise ``ValueError``). Action latency, pushes and domain randomization (gym wrappers) are not applied here.
 
@@ -63,13 +63,13 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("bm_envs.multi needs PettingZoo: pip install -e '.[multi]'") from e
 
 from bm_envs import g1_constants as g1
-from bm_envs.g1_base import _fast_index, _projected_gravity, body_lin_vel_w
+from bm_envs.envs.base import _fast_index, _projected_gravity, body_lin_vel_w
+from bm_envs.envs.obstacle import MAX_OBS_ROWS, G1ObstacleEnv, obstacle_rows
 from bm_envs.multi.scenario import MAX_AGENTS, MIN_AGENTS, MultiScenario, load_multi_scenario, swap_scenario
 from bm_envs.multi.scene import build_multi_model
-from bm_envs.obstacle import MAX_OBS_ROWS, G1ObstacleEnv, obstacle_rows
-from bm_envs.render import SceneRenderer
 from bm_envs.rotations import quat_from_yaw, world_to_yaw_frame, yaw_from_quat
-from bm_envs.scene import MAX_GOALS, place_goals, place_obstacles
+from bm_envs.scene.builder import MAX_GOALS, place_goals, place_obstacles
+from bm_envs.scene.render import SceneRenderer
 
 
 @functools.cache
@@ -333,7 +333,7 @@ class MultiG1Env(ParallelEnv):
         return bool(self._goal_index[i] >= len(self._goals[i]))
 
     def _goal_progress(self, i: int, root_xy: np.ndarray) -> dict[str, float]:
-        """The waypoint env's goal logic for agent ``i`` (see :mod:`bm_envs.waypoint`)."""
+        """The waypoint env's goal logic for agent ``i`` (see :mod:`bm_envs.envs.waypoint`)."""
         terms = {"progress": 0.0, "reached": 0.0}
         goals, radius = self._goals[i], self.scenario.agents[i].goal_radius_m
         if self._goal_index[i] < len(goals):

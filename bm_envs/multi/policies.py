@@ -6,7 +6,7 @@ returned them (agents that just ended included: their last positions still matte
 for each of ``agents`` (default: every observation's agent; pass the env's live ``agents``).
 
 :class:`ExpertTeam` is the baseline: each robot runs the Stage-1 locomotion expert steered by
-:class:`~bm_envs.command_laws.PurePursuit`. With ``avoid_robots`` the other robots enter each robot's obstacle rows
+:class:`~bm_envs.experts.command_laws.PurePursuit`. With ``avoid_robots`` the other robots enter each robot's obstacle rows
 as vertical cylinders of ``robot_radius_m`` at their last seen pelvis positions (the law's "follow the gap"
 avoidance then steers around them); without it, robots only avoid the static obstacles.
 """
@@ -18,15 +18,15 @@ from dataclasses import asdict
 
 import numpy as np
 
-from bm_envs.command_laws import PurePursuit
-from bm_envs.experts import ExpertPolicy, LocomotionExpert
+from bm_envs.experts.command_laws import PurePursuit
+from bm_envs.experts.locomotion import ExpertPolicy, LocomotionExpert
 
 _CYLINDER = 3
 ROBOT_HALF_HEIGHT_M = 0.65
 
 
 def robot_rows(others_xy: np.ndarray, radius_m: float) -> np.ndarray:
-    """Obstacle rows (M, 8) (format of :mod:`bm_envs.obstacle`) for robots at planar positions (M, 2)."""
+    """Obstacle rows (M, 8) (format of :mod:`bm_envs.envs.obstacle`) for robots at planar positions (M, 2)."""
     xy = np.asarray(others_xy, dtype=np.float64).reshape(-1, 2)
     rows = np.zeros((len(xy), 8))
     rows[:, 0] = _CYLINDER
@@ -38,7 +38,7 @@ def robot_rows(others_xy: np.ndarray, radius_m: float) -> np.ndarray:
 
 
 class ExpertTeam:
-    """One :class:`~bm_envs.experts.ExpertPolicy` + :class:`PurePursuit` per robot (see the module docstring).
+    """One :class:`~bm_envs.experts.locomotion.ExpertPolicy` + :class:`PurePursuit` per robot (see the module docstring).
 
     Args: ``agents`` (the env's ``possible_agents``), ``expert`` (ONNX expert name), ``avoid_robots``,
     ``robot_radius_m`` (radius of the cylinder standing in for another robot, m), ``pursuit`` (PurePursuit fields;

@@ -8,9 +8,9 @@ JSON format (distances m, angles rad, times s; ``examples/scenarios/swap-2.json`
                 {"start": {"xy": [2.5, 0.0], "yaw": 3.14159}, "waypoints": [[-2.5, 0.0]]}],
      "obstacles": [], "random_obstacles": null}
 
-``obstacles`` / ``random_obstacles`` have the single-robot format (:mod:`bm_envs.scenario`); random ones
+``obstacles`` / ``random_obstacles`` have the single-robot format (:mod:`bm_envs.scene.scenario`); random ones
 are drawn once per episode for the whole scene and kept clear of every start and goal. Each agent's part is
-validated as a single-robot scenario by :func:`bm_envs.scenario.parse_scenario` (start in collision, goal inside
+validated as a single-robot scenario by :func:`bm_envs.scene.scenario.parse_scenario` (start in collision, goal inside
 an obstacle, ... are rejected with the agent named): ``BM-G1-Obstacle-v0`` when the scene has obstacles, else
 ``BM-G1-Waypoint-v0`` — the single env whose observation and action spaces every agent gets
 (:attr:`MultiScenario.agent_env`). Starts closer than ``min_separation_m`` (pelvis to pelvis) are rejected.
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bm_envs.scenario import Obstacle, Scenario, ScenarioError, _check_keys, _num, _require, parse_scenario
+from bm_envs.scene.scenario import Obstacle, Scenario, ScenarioError, _check_keys, _num, _require, parse_scenario
 
 ENV_ID = "BM-G1-Multi-v0"
 MIN_AGENTS, MAX_AGENTS = 2, 8

@@ -1,10 +1,10 @@
 """Multi-robot scene: N copies of the G1 attached with name prefixes ``r0/`` … ``r{N-1}/`` into one ``MjSpec``.
 
-Everything else matches :mod:`bm_envs.scene`: the same floor (named ``floor``), light and checker material, the
+Everything else matches :mod:`bm_envs.scene.builder`: the same floor (named ``floor``), light and checker material, the
 same PD servos (kp/kd/torque limits from :mod:`bm_envs.g1_constants`, ``ctrl`` = joint target), the same head
-site, :data:`~bm_envs.scene.MAX_OBSTACLES` single-geom obstacle bodies moved by
-:func:`bm_envs.scene.place_obstacles`, and :data:`~bm_envs.scene.MAX_GOALS` goal discs per robot (tinted per robot)
-for :func:`bm_envs.scene.place_goals`. Robot collision geoms keep contype/conaffinity 1, so robots collide with each
+site, :data:`~bm_envs.scene.builder.MAX_OBSTACLES` single-geom obstacle bodies moved by
+:func:`bm_envs.scene.builder.place_obstacles`, and :data:`~bm_envs.scene.builder.MAX_GOALS` goal discs per robot (tinted per robot)
+for :func:`bm_envs.scene.builder.place_goals`. Robot collision geoms keep contype/conaffinity 1, so robots collide with each
 other, with obstacles and with the floor.
 """
 
@@ -17,7 +17,7 @@ import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
-from bm_envs.scene import (
+from bm_envs.scene.builder import (
     _PARK,
     MAX_GOALS,
     MAX_OBSTACLES,
@@ -38,7 +38,7 @@ def agent_prefix(i: int) -> str:
 
 @dataclass
 class AgentIndex:
-    """Ids of one robot in the compiled multi-robot model (same meaning as :class:`bm_envs.scene.SceneIndex`)."""
+    """Ids of one robot in the compiled multi-robot model (same meaning as :class:`bm_envs.scene.builder.SceneIndex`)."""
 
     root_qpos: int  # qpos address of the free joint (x, y, z, qw, qx, qy, qz)
     root_qvel: int  # dof address of the free joint (vx, vy, vz, wx, wy, wz)
@@ -62,13 +62,13 @@ class MultiSceneIndex:
     mesh_geoms: tuple[np.ndarray, ...] = field(default_factory=tuple)  # collision geoms of each mesh obstacle
 
     def goal_index(self, i: int) -> SimpleNamespace:
-        """A stand-in for ``SceneIndex`` exposing robot ``i``'s goal sites (for :func:`bm_envs.scene.place_goals`)."""
+        """A stand-in for ``SceneIndex`` exposing robot ``i``'s goal sites (for :func:`bm_envs.scene.builder.place_goals`)."""
         return SimpleNamespace(goal_sites=self.agents[i].goal_sites)
 
 
 def build_multi_model(n: int, obstacles=()) -> tuple[mujoco.MjModel, MultiSceneIndex]:
     """Compile the scene with ``n`` G1s (parked 2 m apart along y; the env places them at reset) and the
-    ``"mesh"`` obstacles among ``obstacles`` (:func:`bm_envs.scene.add_mesh_obstacles`)."""
+    ``"mesh"`` obstacles among ``obstacles`` (:func:`bm_envs.scene.builder.add_mesh_obstacles`)."""
     spec = mujoco.MjSpec()
     add_stage(spec)
     add_mesh_obstacles(spec, obstacles)
@@ -109,7 +109,7 @@ def _index(model: mujoco.MjModel, n: int) -> MultiSceneIndex:
                 goal_sites=np.array([model.site(f"{p}goal_{k}").id for k in range(MAX_GOALS)]),
             )
         )
-    # standing height of the default pose (as bm_envs.scene._index computes it, on robot 0)
+    # standing height of the default pose (as bm_envs.scene.builder._index computes it, on robot 0)
     a = agents[0]
     data = mujoco.MjData(model)
     data.qpos[a.qpos_joint] = g1.DEFAULT_JOINT_POS

@@ -1,6 +1,6 @@
 """Observation noise on proprioception: additive uniform noise U(−s, s) per term, seeded.
 
-Default scales (``proprio`` layout of :mod:`bm_envs.g1_base`): angular velocity 0.2 rad/s, projected gravity 0.05,
+Default scales (``proprio`` layout of :mod:`bm_envs.envs.base`): angular velocity 0.2 rad/s, projected gravity 0.05,
 joint positions 0.01 rad, joint velocities 1.5 rad/s, last action 0. Other keys (root pose, bodies, task) are left
 untouched: they stand for what a planner gets from state estimation / motion capture.
 """

@@ -6,7 +6,7 @@ Variants (``SB3Config.variant``):
   action ``joint_action_scale · a`` (env units; q* = q_default + 0.25·that, clipped to the joint limits).
 * ``hierarchical`` — the SB3 policy outputs a velocity command ``a ∈ [-1, 1]^3`` mapped linearly onto
   ``[command_low, command_high]`` = (vx m/s, vy m/s, yaw rate rad/s); the Stage-1 locomotion expert
-  (:class:`~bm_envs.experts.LocomotionExpert`) turns it into joint actions at 50 Hz. One SB3 step holds the
+  (:class:`~bm_envs.experts.locomotion.LocomotionExpert`) turns it into joint actions at 50 Hz. One SB3 step holds the
   command for ``decision_every`` env steps (default 5: a 10 Hz commander).
 
 Observation (flat ``float32``; ``_b`` = robot heading frame), built by :class:`ObservationFeatures` from the raw
@@ -245,7 +245,7 @@ class SB3TaskEnv(gym.Wrapper):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
         self.expert = None
         if cfg.variant == "hierarchical":
-            from bm_envs.experts import LocomotionExpert
+            from bm_envs.experts.locomotion import LocomotionExpert
 
             self.expert = LocomotionExpert(cfg.expert)
         self.command = np.zeros(3)
@@ -416,7 +416,7 @@ class SB3Policy:
         self.features = ObservationFeatures(cfg.task, cfg.variant)
         self.expert = None
         if cfg.variant == "hierarchical":
-            from bm_envs.experts import LocomotionExpert
+            from bm_envs.experts.locomotion import LocomotionExpert
 
             self.expert = LocomotionExpert(cfg.expert)
         self.reset()

@@ -1,7 +1,7 @@
 """``bm-bench-collect``: collection throughput per worker and 1 → 2 worker scaling, in one run.
 
 For ``w`` in (1, 2): a pool of ``w`` worker processes is started and warmed up (env + expert built), then the
-same ``2·shards_per_worker`` one-episode shards (the real :func:`~bm_planner.data.rollout.collect_shard`, with domain
+same ``2·shards_per_worker`` one-episode shards (the real :func:`~bm_planner.data.workers.collect_shard`, with domain
 randomization, latency, OU noise, recording and window statistics; no disk writes) are timed end to end.
 
 Reported: ``realtime_per_worker`` = simulated seconds / (wall seconds · w), ``scaling`` = throughput(2) /
@@ -23,7 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bm_envs import g1_constants as g1
-from bm_planner.data.rollout import CollectConfig, collect_shard, warm_worker
+from bm_planner.data.rollout import CollectConfig
+from bm_planner.data.workers import collect_shard, warm_worker
 
 
 def timed_shard(config: dict, index: int) -> tuple[float, float, float]:

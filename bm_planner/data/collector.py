@@ -8,7 +8,7 @@ Example (10 usable hours on two local cores)::
 Work is split into shards of ``episodes_per_shard`` episodes; shard ``j`` always holds episodes
 ``j·E .. (j+1)·E − 1`` whose seeds are a function of ``(seed, episode)`` only, so the data do not depend on the
 number of workers, the backend or interruptions. Workers (local processes, or Ray tasks running the same function,
-:func:`bm_planner.data.rollout.collect_shard`) return shard arrays to this process, which writes each shard
+:func:`bm_planner.data.workers.collect_shard`) return shard arrays to this process, which writes each shard
 atomically and then the manifest. Re-running the same command resumes: complete shards are kept (after
 verification), missing and corrupt ones are collected (corrupt files are renamed ``*.corrupt`` and reported), so
 ``kill -9`` loses only the shards in flight.
@@ -39,9 +39,10 @@ from bm_envs.cliargs import json_object_arg
 from bm_envs.wrappers.profiles import DEFAULT_PROFILE, PROFILES
 from bm_planner.data import storage
 from bm_planner.data.commands import CommandConfig
-from bm_planner.data.rollout import ENV_ID, CollectConfig, collect_shard
+from bm_planner.data.rollout import ENV_ID, CollectConfig
 from bm_planner.data.state import StateRepresentation
 from bm_planner.data.trajectory import HORIZON, N_HISTORY, WINDOW
+from bm_planner.data.workers import collect_shard
 
 BACKENDS = ("local", "ray")
 

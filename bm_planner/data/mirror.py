@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from bm_envs import g1_constants as g1
-from bm_envs.experts import LocomotionExpert
+from bm_envs.experts.locomotion import LocomotionExpert
 
 _BODY_PERM = np.array([g1.BODY_NAMES.index(n.replace("left_", "@").replace("right_", "left_").replace("@", "right_"))
                        for n in g1.BODY_NAMES])  # fmt: skip
@@ -88,7 +88,7 @@ def expert_mirror_error(expert: LocomotionExpert, proprios: np.ndarray, commands
     in the mirror; the previous action is taken from the recorded proprio. Returns mean/max absolute errors and
     the mean absolute action for scale.
     """
-    from bm_envs.experts import ExpertState
+    from bm_envs.experts.locomotion import ExpertState
 
     errs, scale = [], []
     for p, c in zip(np.asarray(proprios, np.float64), np.asarray(commands, np.float64)):

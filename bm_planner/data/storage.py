@@ -22,7 +22,7 @@ per step (S = all steps of the shard's episodes, episode-major; ``offsets`` spli
 ``root_ang_vel_w``         (S, 3) f4         pelvis angular velocity, world (rad/s)
 ``body_pos_w``             (S, 32, 3) f4     body positions, ``g1_constants.BODY_NAMES`` order (m)
 ``body_lin_vel_w``         (S, 32, 3) f4     body origin velocities (m/s)
-``proprio``                (S, 93) f4        the env's proprioception (see ``bm_envs.g1_base``)
+``proprio``                (S, 93) f4        the env's proprioception (see ``bm_envs.envs.base``)
 ``action``                 (S, 29) f4        clean expert action in this state: the label
 ``action_exec``            (S, 29) f4        executed action (label + OU noise, clipped to the action space)
 ``command``                (S, 3) f4         velocity command in force (vx, vy m/s, yaw rate rad/s)

@@ -4,7 +4,7 @@ A planner trained on expert rollouts sees only expert states; closed loop it dri
 showed and falls. This runner rolls out the *planner* (a :class:`~bm_planner.agent.DiffusionAgent` checkpoint) in
 the same joystick env, command schedules and randomization profile as ordinary collection, and every
 ``every_s`` seconds branches the simulation: a second env with the same randomization draw (reset with the same
-seed) receives an exact copy of the planner env's state (:meth:`~bm_envs.g1_base.G1BaseEnv.get_sim_state`), and the
+seed) receives an exact copy of the planner env's state (:meth:`~bm_envs.envs.base.G1BaseEnv.get_sim_state`), and the
 Stage-1 expert continues from there for ``continue_s`` seconds, executing its action plus the usual OU noise and
 recording its *clean* action as the label. Each branch is stored as one episode::
 
@@ -19,7 +19,7 @@ data set records how often the expert could not recover (``bm-dataset-card``).
 
 Gait phase: the expert's 1 s gait clock is not observed. ``phase="match"`` (default) sets it, at each take-over,
 to the phase whose expert action is closest to the planner's next action
-(:meth:`~bm_envs.experts.LocomotionExpert.take_over`); ``"clock"`` uses a clock run since the episode start.
+(:meth:`~bm_envs.experts.locomotion.LocomotionExpert.take_over`); ``"clock"`` uses a clock run since the episode start.
 
 The planner env runs unperturbed by the branches, so an episode depends on ``(seed, episode)`` only, like every
 other episode of a data set (given the same checkpoint and agent settings; the checkpoint's sha256 is part of
@@ -30,68 +30,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bm_envs import g1_constants as g1
-from bm_envs.experts import GAIT_PERIOD_S
-from bm_envs.scenario import parse_scenario
+from bm_envs.experts.locomotion import GAIT_PERIOD_S
+from bm_envs.scene.scenario import parse_scenario
 from bm_envs.wrappers import DomainRandomization
 from bm_planner.data.commands import kind_at, sample_schedule
 from bm_planner.data.rollout import CollectConfig, EpisodeRunner, OUNoise, episode_rngs, start_options
+from bm_planner.data.takeover_config import TakeoverConfig
 from bm_planner.data.trajectory import N_HISTORY, WINDOW
 
-PHASES = ("match", "clock")
 REC_KEYS = ("root_pos_w", "root_quat_w", "root_lin_vel_w", "root_ang_vel_w", "body_pos_w", "body_lin_vel_w", "proprio",
             "command")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TakeoverConfig:
-    """``policy``: the planner's checkpoint (a ``bm-train`` run or checkpoint folder); ``agent``: its
-    :class:`~bm_planner.agent.AgentConfig` overrides (on top of the checkpoint's shipped settings); ``backend``:
-    its denoiser runtime; ``every_s``: seconds between take-overs along a planner episode (the first one at a random
-    offset in ``[first_s, first_s + every_s)``); ``continue_s``: how long the expert continues from each; ``phase``:
-    how the expert's gait phase is set (module docstring). ``checkpoint_sha256`` is filled in from the weights."""
-
-    policy: str
-    agent: dict = field(default_factory=dict)
-    backend: str = "onnx"
-    every_s: float = 0.5
-    first_s: float = 0.1
-    continue_s: float = 2.0
-    phase: str = "match"
-    checkpoint_sha256: str | None = None
-
-    def __post_init__(self):
-        if not isinstance(self.policy, str) or not self.policy:
-            raise ValueError(f"TakeoverConfig.policy must be a checkpoint path, got {self.policy!r}")
-        if self.backend not in ("torch", "onnx"):
-            raise ValueError(f"TakeoverConfig.backend must be 'torch' or 'onnx', got {self.backend!r}")
-        if self.phase not in PHASES:
-            raise ValueError(f"TakeoverConfig.phase must be one of {PHASES}, got {self.phase!r}")
-        if not isinstance(self.agent, dict):
-            raise ValueError(f"TakeoverConfig.agent must be a dict of AgentConfig overrides, got {self.agent!r}")
-        min_continue = (WINDOW - N_HISTORY) * g1.CONTROL_DT
-        for name, lo in (("every_s", g1.CONTROL_DT), ("first_s", 0.0), ("continue_s", min_continue)):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and lo - 1e-9 <= v <= 600):
-                raise ValueError(f"TakeoverConfig.{name} must be in [{lo:g}, 600] s, got {v!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TakeoverConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"takeover must be a dict of TakeoverConfig fields, got {d!r}")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown takeover field(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def checkpoint_sha256(path: str | Path) -> str:

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("bm-export: parity check FAILED", file=sys.stderr)
                 return 1
         if a.tensorrt:
-            from bm_planner.export.tensorrt import build_engine
+            from bm_planner.backends.tensorrt import build_engine
 
             engine = out.with_suffix(f".{a.tensorrt}.engine")
             _, secs = build_engine(out, engine, fp16=a.tensorrt == "fp16")

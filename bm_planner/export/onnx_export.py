@@ -33,32 +33,19 @@ import torch
 
 from bm_envs import g1_constants as g1
 from bm_envs.atomic import atomic_path
+from bm_planner.export.onnx_format import (  # noqa: F401  (re-exported: the format's names, as before)
+    FORMAT,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    VERSION,
+    ExportError,
+    check_metadata,
+    input_names,
+    read_metadata,
+    weights_sha256,
+)
 
-FORMAT = "bm-denoiser-onnx"
-VERSION = 1
 DEFAULT_OPSET = 17
-INPUT_NAMES = ("states", "actions", "k_states", "k_actions")
-OUTPUT_NAMES = ("x0_states", "x0_actions")
-
-
-def input_names(config) -> tuple[str, ...]:
-    """The graph's input names for a model config: :data:`INPUT_NAMES` (+ ``"command", "command_drop"`` if
-    ``command_dim`` > 0)."""
-    return INPUT_NAMES + (("command", "command_drop") if getattr(config, "command_dim", 0) else ())
-
-
-class ExportError(RuntimeError):
-    """An export or an exported file is invalid; the message names the file or the mismatching field."""
-
-
-def weights_sha256(module: torch.nn.Module) -> str:
-    """SHA-256 over the module's parameters and persistent buffers (names, dtypes, shapes, bytes) in sorted order."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().to("cpu").contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def build_metadata(model, normalizer=None, state_rep=None, checkpoint: str | Path | None = None,
@@ -148,7 +135,7 @@ def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkp
 
 
 def _check_against_torch(path: str | Path, den: torch.nn.Module, example: tuple[torch.Tensor, ...], atol: float = 1e-3):
-    from bm_planner.export.ort import make_session
+    from bm_planner.backends.onnxruntime import make_session
 
     sess = make_session(path, threads=1)
     out = sess.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(input_names(den.config), example)})
@@ -158,40 +145,6 @@ def _check_against_torch(path: str | Path, den: torch.nn.Module, example: tuple[
         err = float(np.abs(o - r.numpy()).max())
         if not err <= atol:
             raise ExportError(f"{path}: ONNX Runtime output {name} differs from torch by {err:.3g} (> {atol})")
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """Decoded metadata of an exported file (raises :class:`ExportError` if it is not a bm denoiser export)."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"no ONNX file at {path}")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others
-        raise ExportError(f"cannot read {path}: {exc}") from exc
-    try:
-        meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{path}: metadata is not JSON: {exc}") from exc
-    if meta.get("bm_format") != FORMAT or meta.get("bm_version") != VERSION:
-        raise ExportError(f"{path} is not a {FORMAT} v{VERSION} file (bm_format={meta.get('bm_format')!r})")
-    return meta
-
-
-def check_metadata(meta: dict[str, Any], model, path: str | Path = "", check_weights: bool = True) -> None:
-    """Raise :class:`ExportError` naming the differing fields if ``meta`` was not exported from ``model``."""
-    want = model.config.to_dict()
-    got = meta.get("model_config", {})
-    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
-    if diff:
-        detail = ", ".join(f"{k}: file {got.get(k)!r} vs model {want.get(k)!r}" for k in diff[:6])
-        raise ExportError(f"{path}: model config mismatch ({detail}); re-export with bm-export")
-    if check_weights and meta.get("weights_sha256") != weights_sha256(model.denoiser):
-        raise ExportError(
-            f"{path}: weights differ from the model's (weights_sha256 mismatch); re-export with bm-export"
-        )
 
 
 def cache_dir() -> Path:

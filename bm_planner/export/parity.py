@@ -68,7 +68,7 @@ def plan_error(model, fast_model, guidance=None, num_steps: int = 10, batch: int
 
 def parity_report(model, onnx_path: str | Path, normalizer=None, state_rep=None, threads: int = 1) -> dict:
     """Step and plan errors of ONNX Runtime vs torch for ``model`` and its export at ``onnx_path``."""
-    from bm_planner.export.ort import with_backend
+    from bm_planner.backends import with_backend
 
     fast = with_backend(model, "onnx", onnx_path=onnx_path, threads=threads)
     guidance = joystick_guidance(normalizer, state_rep, batch=2) if normalizer is not None and state_rep else None

@@ -11,7 +11,7 @@ box (hx, hy, hz), cylinder (r, half_height, ·), mesh: its yaw-aligned bounding 
 
 Meshes: a row cannot hold a mesh, so a mesh row is its bounding box unless the field is given the mesh itself
 (``meshes=``, or :meth:`SignedDistanceField.from_obstacles` on the env's ``info["obstacles"]``): then its distance
-is the mesh's grid SDF (:class:`bm_envs.mesh_obstacles.GridSDF`, trilinear, numpy on the host) with its analytic
+is the mesh's grid SDF (:class:`bm_envs.scene.mesh_obstacles.GridSDF`, trilinear, numpy on the host) with its analytic
 gradient passed to autograd.
 """
 
@@ -65,7 +65,7 @@ def sdf_cylinder(p: torch.Tensor, center: torch.Tensor, radius: torch.Tensor, ha
 
 
 class _MeshDistance(torch.autograd.Function):
-    """Distance to a :class:`bm_envs.mesh_obstacles.PlacedMesh` (numpy) with its analytic gradient."""
+    """Distance to a :class:`bm_envs.scene.mesh_obstacles.PlacedMesh` (numpy) with its analytic gradient."""
 
     @staticmethod
     def forward(ctx, points, mesh):
@@ -80,9 +80,9 @@ class _MeshDistance(torch.autograd.Function):
 
 
 def placed_mesh(d: dict):
-    """The :class:`~bm_envs.mesh_obstacles.PlacedMesh` of a mesh obstacle dict (``Obstacle.to_dict()``), re-read
+    """The :class:`~bm_envs.scene.mesh_obstacles.PlacedMesh` of a mesh obstacle dict (``Obstacle.to_dict()``), re-read
     from its file once per process (its sha256 checked) and then reused."""
-    from bm_envs.scenario import obstacle_from_dict
+    from bm_envs.scene.scenario import obstacle_from_dict
 
     key = (d.get("sha256"), tuple(d.get("scale", (1.0,))), bool(d.get("hull", False)), tuple(d["origin"]),
            float(d.get("yaw", 0.0)))  # fmt: skip
@@ -94,7 +94,7 @@ def placed_mesh(d: dict):
 class SignedDistanceField:
     """Union of primitives and meshes. ``sdf(points (..., 3)) -> (...,)`` metres; empty field → +``far``.
 
-    ``meshes``: one :class:`~bm_envs.mesh_obstacles.PlacedMesh` per mesh row (type 4), in row order; without them
+    ``meshes``: one :class:`~bm_envs.scene.mesh_obstacles.PlacedMesh` per mesh row (type 4), in row order; without them
     the mesh rows are their bounding boxes (a warning says so)."""
 
     def __init__(self, rows, far: float = 10.0, dtype=torch.float32, device=None, meshes=None):
@@ -131,7 +131,7 @@ class SignedDistanceField:
 
     @classmethod
     def from_obstacles(cls, obstacles, **kw) -> SignedDistanceField:
-        """From :class:`bm_envs.scenario.Obstacle` objects or their ``to_dict()`` form (``info["obstacles"]``)."""
+        """From :class:`bm_envs.scene.scenario.Obstacle` objects or their ``to_dict()`` form (``info["obstacles"]``)."""
         ids = {"sphere": SPHERE, "box": BOX, "cylinder": CYLINDER, "mesh": MESH}
         rows, meshes = [], []
         for o in obstacles:

@@ -6,8 +6,8 @@ import gymnasium as gym
 import pytest
 
 import bm_envs  # noqa: F401  (registers the env ids)
-from bm_envs.experts import LocomotionExpert
-from bm_envs.scenario import ENV_IDS
+from bm_envs.experts.locomotion import LocomotionExpert
+from bm_envs.scene.scenario import ENV_IDS
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bm_envs.command_laws import PurePursuit, ray_free_distance, surface_distance
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.command_laws import PurePursuit, ray_free_distance, surface_distance
+from bm_envs.experts.locomotion import ExpertPolicy
 
 ANGLES = np.array([0.0, np.pi / 2, np.pi, -np.pi / 2])
 DIRS = np.stack([np.cos(ANGLES), np.sin(ANGLES)], axis=1)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from bm_envs.command_laws import PurePursuit
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.command_laws import PurePursuit
+from bm_envs.experts.locomotion import ExpertPolicy
 
 STEPS = 50
 

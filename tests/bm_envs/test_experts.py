@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bm_envs.command_laws import PurePursuit
-from bm_envs.experts import ExpertPolicy, LocomotionExpert
+from bm_envs.experts.command_laws import PurePursuit
+from bm_envs.experts.locomotion import ExpertPolicy, LocomotionExpert
 
 FORWARD = {"name": "fwd-0.5", "env": "BM-G1-Joystick-v0", "time_limit_s": 4.0,
            "joystick": [{"t": 0.0, "vx": 0.5, "vy": 0.0, "yaw_rate": 0.0}]}  # fmt: skip

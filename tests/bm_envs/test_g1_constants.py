@@ -12,8 +12,8 @@ import pytest
 
 from bm_envs import g1_constants as g1
 from bm_envs.assets import asset_path
-from bm_envs.experts import EXPERTS
-from bm_envs.scene import build_model
+from bm_envs.experts.locomotion import EXPERTS
+from bm_envs.scene.builder import build_model
 
 TRACKING_EXPERT = "holosoma_inference/models/wbt/ppo_g1_29dof_dancing.onnx"  # carries the full robot config
 

@@ -1,4 +1,4 @@
-"""The joystick success test per command segment (``bm_envs.joystick.segment_results``) on synthetic velocity
+"""The joystick success test per command segment (``bm_envs.envs.joystick.segment_results``) on synthetic velocity
 traces, and the env's per-episode segment report."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from bm_envs import g1_constants as g1
-from bm_envs.joystick import G1JoystickEnv, segment_results, tracking_errors
-from bm_envs.scenario import load_scenario
+from bm_envs.envs.joystick import G1JoystickEnv, segment_results, tracking_errors
+from bm_envs.scene.scenario import load_scenario
 
 DT = g1.CONTROL_DT
 
@@ -85,7 +85,7 @@ def test_env_reports_segments_and_scenario_criteria():
             "success": {"criterion": "segments"},
         }
     )
-    from bm_envs.experts import ExpertPolicy
+    from bm_envs.experts.locomotion import ExpertPolicy
 
     expert = ExpertPolicy("fastsac")
     obs, _ = env.reset(seed=0)

@@ -1,4 +1,4 @@
-"""Mesh obstacles (``bm_envs.mesh_obstacles``): the grid SDF against trimesh's exact signed distance, its gradient
+"""Mesh obstacles (``bm_envs.scene.mesh_obstacles``): the grid SDF against trimesh's exact signed distance, its gradient
 against finite differences, the file → scenario → MuJoCo scene → SDF round trip, and bad meshes refused."""
 
 from __future__ import annotations
@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 import trimesh
 
-from bm_envs.command_laws import ray_free_distance
-from bm_envs.mesh_obstacles import GridSDF, MeshError, MeshGeometry, PlacedMesh, load_mesh, make_boulder, make_l_wall
-from bm_envs.scenario import ScenarioError, load_scenario, obstacle_from_dict, parse_scenario
+from bm_envs.experts.command_laws import ray_free_distance
+from bm_envs.scene.mesh_obstacles import (
+    GridSDF,
+    MeshError,
+    MeshGeometry,
+    PlacedMesh,
+    load_mesh,
+    make_boulder,
+    make_l_wall,
+)
+from bm_envs.scene.scenario import ScenarioError, load_scenario, obstacle_from_dict, parse_scenario
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +114,7 @@ def test_mesh_round_trip_file_scene_sdf(tmp_path):
 def mujoco_mesh_distance(obstacle, points, probe_radius: float = 0.02) -> np.ndarray:
     """MuJoCo's distance (m) from each point to a compiled mesh obstacle's convex pieces (a small probe sphere's
     ``mj_geomDistance`` + its radius)."""
-    from bm_envs.scene import add_mesh_obstacles, mesh_obstacle_geoms
+    from bm_envs.scene.builder import add_mesh_obstacles, mesh_obstacle_geoms
 
     spec = mujoco.MjSpec()
     add_mesh_obstacles(spec, [obstacle])

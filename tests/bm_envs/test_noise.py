@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from bm_envs import g1_constants as g1
-from bm_envs.joystick import G1JoystickEnv
+from bm_envs.envs.joystick import G1JoystickEnv
 from bm_envs.wrappers import ObservationNoise
 from bm_envs.wrappers.noise import DEFAULT_SCALES
 
 N = g1.NUM_JOINTS
-BLOCKS = {  # slices of the 93-D proprio vector (layout of bm_envs.g1_base)
+BLOCKS = {  # slices of the 93-D proprio vector (layout of bm_envs.envs.base)
     "ang_vel": slice(0, 3),
     "gravity": slice(3, 6),
     "joint_pos": slice(6, 6 + N),

@@ -1,4 +1,4 @@
-"""The observation layout documented in ``bm_envs.g1_base`` matches MuJoCo's own state and kinematics."""
+"""The observation layout documented in ``bm_envs.envs.base`` matches MuJoCo's own state and kinematics."""
 
 from __future__ import annotations
 

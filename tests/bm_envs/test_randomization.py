@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bm_envs import g1_constants as g1
-from bm_envs.joystick import G1JoystickEnv
+from bm_envs.envs.joystick import G1JoystickEnv
 from bm_envs.wrappers import DomainRandomization, RandomizationConfig
 from bm_envs.wrappers.randomization import nominal_params
 

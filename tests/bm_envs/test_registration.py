@@ -1,6 +1,6 @@
 """Every env id is registered and passes Gymnasium's and Stable-Baselines3's env checkers, bare and wrapped.
 
-Accepted checker warnings (by design, see ``bm_envs.g1_base``): the action space is the joint range in action
+Accepted checker warnings (by design, see ``bm_envs.envs.base``): the action space is the joint range in action
 units, hence not symmetric/normalized; observation boxes are unbounded; body/obstacle/waypoint tables are 2-D.
 Any other warning fails the test.
 """
@@ -16,8 +16,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from bm_envs.g1_base import G1BaseEnv
-from bm_envs.scenario import ENV_IDS
+from bm_envs.envs.base import G1BaseEnv
+from bm_envs.scene.scenario import ENV_IDS
 from bm_envs.wrappers import ObservationNoise
 
 ACCEPTED_WARNINGS = [

@@ -1,4 +1,4 @@
-"""Scenario files (``bm_envs.scenario``): the shared examples load and run; malformed input raises a
+"""Scenario files (``bm_envs.scene.scenario``): the shared examples load and run; malformed input raises a
 :class:`ScenarioError` whose message names the offending key."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bm_envs.scenario import ScenarioError, load_scenario, parse_scenario
+from bm_envs.scene.scenario import ScenarioError, load_scenario, parse_scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_SCENARIOS = REPO_ROOT.parent / "shared" / "scenarios"
@@ -175,7 +175,7 @@ def test_shipped_scenarios_load_by_name_and_back_the_eval_suites():
     import json
 
     from bm_apps.evaluate import SUITES, EvalConfig
-    from bm_envs.scenario import builtin_scenarios, load_scenario
+    from bm_envs.scene.scenario import builtin_scenarios, load_scenario
 
     shipped = builtin_scenarios()
     assert {"walk-perturb", "joystick-4dir", "waypoint-square", "forest-small"} <= set(shipped)

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bm_envs.obstacle import MAX_OBS_ROWS
+from bm_envs.envs.obstacle import MAX_OBS_ROWS
 
 ZERO = np.zeros(29, dtype=np.float32)
 OBSTACLE_SC = {

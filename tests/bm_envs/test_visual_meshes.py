@@ -1,12 +1,12 @@
-"""Lower-poly visual meshes for rendering (``bm_envs.visual_meshes``): same physics, cached, fewer triangles."""
+"""Lower-poly visual meshes for rendering (``bm_envs.scene.visual_meshes``): same physics, cached, fewer triangles."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bm_envs.scene import build_model
-from bm_envs.visual_meshes import simplify_mesh
+from bm_envs.scene.builder import build_model
+from bm_envs.scene.visual_meshes import simplify_mesh
 
 
 def test_simplified_visuals_keep_the_physics_bit_identical():

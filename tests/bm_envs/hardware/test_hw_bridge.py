@@ -20,7 +20,7 @@ import pytest
 from _hw_rig import SCENARIO, hardware_env, walk
 
 import bm_envs  # noqa: F401
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.locomotion import ExpertPolicy
 from bm_envs.hardware import BridgeProcess, KinematicOdometry, SafetyFault
 from bm_envs.hardware.messages import CommandFrame, lowcmd_msg, pack_lowcmd
 from bm_envs.hardware.sdk import close_endpoint

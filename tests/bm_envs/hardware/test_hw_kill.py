@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _hw_rig import SCENARIO, hardware_env, walk
 
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.locomotion import ExpertPolicy
 from bm_envs.hardware import BridgeProcess, SafetyFault
 
 # Real-time tests on a shared 2-core machine: a process starved for > 100 ms trips the watchdog exactly as a

@@ -14,7 +14,7 @@ from bm_envs import g1_constants as g1
 from bm_envs.hardware.link import LinkConfig, RobotLink
 from bm_envs.hardware.messages import CommandFrame, StateFrame, lowstate_msg, pack_lowstate
 from bm_envs.hardware.safety import Fault, SafetyConfig, SafetyLayer
-from bm_envs.scene import build_model
+from bm_envs.scene.builder import build_model
 
 
 @pytest.fixture(scope="module")

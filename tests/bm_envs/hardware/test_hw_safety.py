@@ -6,7 +6,7 @@ import pytest
 from bm_envs import g1_constants as g1
 from bm_envs.hardware.messages import CommandFrame, StateFrame
 from bm_envs.hardware.safety import Fault, SafetyConfig, SafetyLayer
-from bm_envs.scene import build_model
+from bm_envs.scene.builder import build_model
 
 N = g1.NUM_JOINTS
 

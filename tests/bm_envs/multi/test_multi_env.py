@@ -12,7 +12,7 @@ from pettingzoo.test import api_test, parallel_api_test
 import bm_envs  # noqa: F401  (registers the single envs)
 from bm_envs.multi import MultiG1Env, parallel_env, swap_scenario
 from bm_envs.multi import env as aec_env
-from bm_envs.scenario import ScenarioError
+from bm_envs.scene.scenario import ScenarioError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # PettingZoo warns about Dict observation spaces
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bm_envs import g1_constants as g1
-from bm_envs.motion import (
+from bm_envs.rotations import quat_to_mat
+from bm_envs.tracking.motion import (
     BODY_FIELDS,
     HOLOSOMA_MOTIONS,
     Motion,
@@ -19,7 +20,6 @@ from bm_envs.motion import (
     root_velocities,
     save_motion,
 )
-from bm_envs.rotations import quat_to_mat
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,14 @@ def test_resample_keeps_the_trajectory(largebox):
     np.testing.assert_allclose(half.joint_pos[:, :3], largebox.joint_pos[::2, :3], atol=1e-9)
     same = motion_from_qpos(50.0, largebox.joint_pos)
     np.testing.assert_allclose(resample(same, 50.0).joint_pos, same.joint_pos, atol=1e-12)
+
+
+def test_library_resolves_names_and_paths_and_lists_what_it_accepts(largebox, tmp_path):
+    from bm_envs.tracking.library import EXPERT_MOTIONS, resolve_motion
+
+    assert resolve_motion(largebox) is largebox
+    m = resolve_motion("sub3_largebox_003_mj")
+    assert m.num_frames == largebox.num_frames
+    with pytest.raises(MotionError, match="fastsac") as e:
+        resolve_motion("no-such-motion")
+    assert all(n in str(e.value) for n in EXPERT_MOTIONS + HOLOSOMA_MOTIONS)

@@ -13,9 +13,9 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from bm_envs import g1_constants as g1
-from bm_envs.motion import MotionError, motion_from_qpos, quat_mul, resample
 from bm_envs.rotations import quat_to_mat
-from bm_envs.tracking import DEFAULT_WEIGHTS, AdaptiveStartSampler, G1TrackingEnv, TrackingConfig
+from bm_envs.tracking.env import DEFAULT_WEIGHTS, AdaptiveStartSampler, G1TrackingEnv, TrackingConfig
+from bm_envs.tracking.motion import MotionError, motion_from_qpos, quat_mul, resample
 
 ZERO = np.zeros(29, dtype=np.float32)
 ACCEPTED = [r"symmetric and normalized", r"Box observation space (minimum|maximum) value is -?infinity",

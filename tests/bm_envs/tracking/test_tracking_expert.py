@@ -10,8 +10,8 @@ import pytest
 from onnx import helper, numpy_helper
 
 from bm_envs import g1_constants as g1
-from bm_envs.motion import quat_angle, quat_conj, quat_mul, save_motion
-from bm_envs.tracking_expert import HOLOSOMA_TERMS, TrackingExpert, baked_tables
+from bm_envs.tracking.expert import HOLOSOMA_TERMS, TrackingExpert, baked_tables
+from bm_envs.tracking.motion import quat_angle, quat_conj, quat_mul, save_motion
 
 
 @pytest.fixture(scope="module")

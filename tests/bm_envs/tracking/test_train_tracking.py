@@ -15,8 +15,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from bm_envs import g1_constants as g1
-from bm_envs.tracking_expert import TrackingExpert
-from bm_envs.train_tracking import TrackingPolicyEnv, export_onnx, main, make_env
+from bm_envs.tracking.expert import TrackingExpert
+from bm_envs.tracking.train import TrackingPolicyEnv, export_onnx, main, make_env
 
 MOTION = "sub3_largebox_003_mj"
 
@@ -100,7 +100,7 @@ def test_train_command_rejects_unknown_motion(tmp_path):
 
 
 def test_extract_command_writes_the_baked_motion(tmp_path, capsys):
-    from bm_envs.motion import load_motion
+    from bm_envs.tracking.motion import load_motion
 
     assert main(["extract", "--policy", "ppo", "--out", str(tmp_path / "dance.npz")]) == 0
     m = load_motion(tmp_path / "dance.npz")

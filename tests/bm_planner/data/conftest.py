@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bm_envs  # noqa: F401
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.locomotion import ExpertPolicy
 from bm_planner.data.collector import MotionDataCollector, main
 from bm_planner.data.rollout import CollectConfig
 

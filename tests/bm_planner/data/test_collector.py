@@ -12,7 +12,8 @@ from bm_envs import g1_constants as g1
 from bm_planner.data import storage
 from bm_planner.data.collector import MotionDataCollector, main
 from bm_planner.data.dataset import TrajectoryDataset
-from bm_planner.data.rollout import CollectConfig, collect_shard
+from bm_planner.data.rollout import CollectConfig
+from bm_planner.data.workers import collect_shard
 
 
 def test_tiny_run_produces_shards_and_manifest(tiny_root, tiny_config):

@@ -7,7 +7,7 @@ import torch
 
 import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
-from bm_envs.experts import ExpertPolicy
+from bm_envs.experts.locomotion import ExpertPolicy
 from bm_planner.data.mirror import expert_mirror_error, mirror_actions, mirror_obs, replay_mirror_error
 from bm_planner.data.state import StateRepresentation
 

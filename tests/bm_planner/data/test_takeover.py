@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bm_envs  # noqa: F401
-from bm_envs.experts import LocomotionExpert
+from bm_envs.experts.locomotion import LocomotionExpert
 from bm_planner import SHIPPED_PLANNER
 from bm_planner.data import storage
 from bm_planner.data.rollout import CollectConfig

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bm_planner.backends.tensorrt import TensorRTDenoiser, build_engine, tensorrt_available
 from bm_planner.export import export_onnx
 from bm_planner.export.parity import FP16_STEP_ATOL, STEP_ATOL, step_error
-from bm_planner.export.tensorrt import TensorRTDenoiser, build_engine, tensorrt_available
 from bm_planner.model import ModelConfig, StateActionDiffusionModel
 
 OK, REASON = tensorrt_available()

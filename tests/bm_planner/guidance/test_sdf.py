@@ -96,7 +96,7 @@ def test_sdf_rejects_bad_rows(rows, match):
 
 
 def test_sdf_from_env_obstacles_matches_rows():
-    from bm_envs.scenario import Obstacle
+    from bm_envs.scene.scenario import Obstacle
 
     obs = [
         Obstacle("cylinder", (2.0, 0.2, 0.75), (0.25, 0.75)),
@@ -112,8 +112,8 @@ def test_sdf_from_env_obstacles_matches_rows():
 @pytest.fixture
 def l_wall(tmp_path, monkeypatch):
     """An L-shaped wall mesh obstacle (file in tmp_path, caches in tmp_path)."""
-    from bm_envs.mesh_obstacles import make_l_wall
-    from bm_envs.scenario import parse_scenario
+    from bm_envs.scene.mesh_obstacles import make_l_wall
+    from bm_envs.scene.scenario import parse_scenario
 
     monkeypatch.setenv("BM_CACHE_DIR", str(tmp_path / "cache"))
     make_l_wall().export(tmp_path / "wall.stl")

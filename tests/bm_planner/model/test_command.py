@@ -113,8 +113,8 @@ def test_fast_sampler_matches_reference_with_a_command():
 
 def test_onnx_export_of_a_conditioned_model_takes_the_command(tmp_path):
     pytest.importorskip("onnxruntime")
+    from bm_planner.backends.onnxruntime import OnnxDenoiser
     from bm_planner.export.onnx_export import export_onnx
-    from bm_planner.export.ort import OnnxDenoiser
     from bm_planner.export.parity import STEP_ATOL, step_error
 
     cond = _conditioned()

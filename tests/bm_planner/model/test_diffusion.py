@@ -181,3 +181,21 @@ def test_history_action_noise_applies_in_training_only():
     assert 0.3 < (noisy[:, :n] - a[:, :n]).std() < 0.7
     with pytest.raises(ValueError, match="history_action_noise"):
         ModelConfig(history_action_noise=-1.0)
+
+
+def test_noise_scale_is_the_start_noise_temperature():
+    model = _model()
+    s, a = _batch()
+    hs, ha = s[:, :5], a[:, :4]
+    kw = {"sampler": "ddim", "num_steps": 5}
+    cold = [model.sample(hs, ha, generator=torch.Generator().manual_seed(k), noise_scale=0.0, **kw) for k in (1, 2)]
+    assert torch.equal(cold[0].actions, cold[1].actions)  # x_K = 0 and DDIM: the seed no longer matters
+    warm = [model.sample(hs, ha, generator=torch.Generator().manual_seed(k), noise_scale=1.0, **kw) for k in (1, 2)]
+    assert not torch.equal(warm[0].actions, warm[1].actions)
+    default = model.sample(hs, ha, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(default.actions, warm[0].actions)  # 1 is the default: plans as before
+    half = model.sample(hs, ha, generator=torch.Generator().manual_seed(1), noise_scale=0.5, **kw)
+    assert not torch.equal(half.actions, warm[0].actions) and not torch.equal(half.actions, cold[0].actions)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="noise_scale"):
+            model.sample(hs, ha, noise_scale=bad, **kw)

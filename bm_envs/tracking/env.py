@@ -1,8 +1,8 @@
 """``BM-G1-Tracking-v0``: track a reference motion with the whole body (BeyondMimic Stage 1).
 
 Motion (``motion=`` kwarg): ``"fastsac"`` (default) / ``"ppo"`` — the dance baked into holosoma's exported
-tracking experts (:class:`~bm_envs.tracking_expert.TrackingExpert`); a name in
-:data:`~bm_envs.motion.HOLOSOMA_MOTIONS`; a path to a motion ``.npz``; or a :class:`~bm_envs.motion.Motion`.
+tracking experts (:class:`~bm_envs.tracking.expert.TrackingExpert`); a name in
+:data:`~bm_envs.tracking.library.HOLOSOMA_MOTIONS`; a path to a motion ``.npz``; or a :class:`~bm_envs.tracking.motion.Motion`.
 Motions are resampled to 50 fps and their body fields recomputed by FK of the bm G1 model when needed.
 
 Reset puts the robot exactly at the reference state (root pose and velocity, joints) of a start frame
@@ -64,10 +64,11 @@ import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
-from bm_envs.g1_base import G1BaseEnv, _box
-from bm_envs.motion import Motion, quat_angle, quat_conj, quat_mul, resample, resolve_motion
+from bm_envs.envs.base import G1BaseEnv, _box
 from bm_envs.rotations import quat_from_yaw, quat_to_mat, yaw_from_quat
-from bm_envs.scenario import Scenario
+from bm_envs.scene.scenario import Scenario
+from bm_envs.tracking.library import resolve_motion
+from bm_envs.tracking.motion import Motion, quat_angle, quat_conj, quat_mul, resample
 
 TRACKED_BODIES = (
     "pelvis", "left_hip_roll_link", "left_knee_link", "left_ankle_roll_link", "right_hip_roll_link",

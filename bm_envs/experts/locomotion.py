@@ -153,7 +153,7 @@ class ExpertPolicy:
     """SB3-style policy: a locomotion expert driven by the env's command or by a command law.
 
     ``predict(obs, state=None, episode_start=None, deterministic=True) -> (action, state)``. Without a law it
-    follows ``obs["command"]`` (Joystick env); with one (e.g. :class:`bm_envs.command_laws.PurePursuit`) it
+    follows ``obs["command"]`` (Joystick env); with one (e.g. :class:`bm_envs.experts.command_laws.PurePursuit`) it
     computes the command from the task observation. Call ``reset()`` at episode start (or pass
     ``episode_start=True``).
     """

@@ -1,8 +1,8 @@
-"""``BM-G1-Obstacle-v0``: reach the goal(s) of :mod:`bm_envs.waypoint` while avoiding static obstacles.
+"""``BM-G1-Obstacle-v0``: reach the goal(s) of :mod:`bm_envs.envs.waypoint` while avoiding static obstacles.
 
 Obstacles (spheres, oriented boxes, vertical cylinders standing on the floor, triangle meshes) are real MuJoCo
 collision geoms, fixed by the scenario and/or drawn at reset from ``random_obstacles`` (primitives only); a mesh
-collides as its convex pieces (:mod:`bm_envs.mesh_obstacles`). Any contact between a robot geom and an
+collides as its convex pieces (:mod:`bm_envs.scene.mesh_obstacles`). Any contact between a robot geom and an
 obstacle is a collision: ``info["collided"] = True`` and, with ``terminate_on_collision`` (default), the episode
 ends as a failure.
 
@@ -10,7 +10,7 @@ Task observation adds ``obstacles`` (16, 8): one row per obstacle, zero rows unu
 ``[type (1 sphere, 2 box, 3 cylinder, 4 mesh), x, y, z (centre, m), s0, s1, s2, yaw (rad)]`` with sizes
 sphere (r, 0, 0), box (hx, hy, hz), cylinder (r, half_height, 0), mesh: its yaw-aligned bounding box (hx, hy, hz)
 (a fixed-size row cannot hold a mesh). ``info["obstacles"]`` (at reset and at every step) lists the same as dicts
-(:meth:`bm_envs.scenario.Obstacle.to_dict`; a mesh with its file, sha256, scale and pose), so a planner can build
+(:meth:`bm_envs.scene.scenario.Obstacle.to_dict`; a mesh with its file, sha256, scale and pose), so a planner can build
 a signed distance field, exact for meshes too.
 
 ``info["clearance_m"]``: distance between the robot's collision geoms and the nearest obstacle (MuJoCo's
@@ -23,9 +23,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from bm_envs.g1_base import _box
-from bm_envs.scene import place_obstacles
-from bm_envs.waypoint import G1WaypointEnv
+from bm_envs.envs.base import _box
+from bm_envs.envs.waypoint import G1WaypointEnv
+from bm_envs.scene.builder import place_obstacles
 
 MAX_OBS_ROWS = 16
 CLEARANCE_CAP_M = 1.5

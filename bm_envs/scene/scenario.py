@@ -15,13 +15,13 @@ A scenario is a JSON object (distances m, angles rad, times s)::
         {"type": "sphere", "pos": [4.5, 0.6, 0.9], "radius": 0.3},
         {"type": "mesh", "file": "meshes/l-wall.stl", "pos": [2, 1], "yaw": 0, "scale": 1.0}],
                                                     mesh (STL/OBJ/PLY, relative to the scenario's folder; "hull":
-                                                    true for its convex hull): :mod:`bm_envs.mesh_obstacles`
+                                                    true for its convex hull): :mod:`bm_envs.scene.mesh_obstacles`
       "random_obstacles": {"count": 4, "region": [[1, -2], [5, 2]], "types": ["cylinder", "box"],
                            "radius": [0.15, 0.35]},  drawn per reset, kept clear of the start and goals
       "joystick": [{"t": 0.0, "vx": 0.5, "vy": 0.0, "yaw_rate": 0.0}],   Joystick: piecewise-constant commands
       "pushes": {"interval_s": [1.0, 1.0], "lin_vel_mps": [0.0, 0.5]},   optional: planar pushes, random direction
       "success": {"criterion": "segments"}           Joystick: "segments" (default; tolerances as keys, see
-    }                                                :mod:`bm_envs.joystick`), "no_fall" or "vel_error" (+ max_vel_error)
+    }                                                :mod:`bm_envs.envs.joystick`), "no_fall" or "vel_error" (+ max_vel_error)
 
 Unknown keys, wrong types and impossible values are rejected with a :class:`ScenarioError` naming the key. The
 start pose and the goals are checked against each obstacle by exact distance (:meth:`Obstacle.column_distance`):
@@ -38,14 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from bm_envs.mesh_obstacles import MeshError, MeshGeometry, PlacedMesh
+from bm_envs.scene.mesh_obstacles import MeshError, MeshGeometry, PlacedMesh
 
 ENV_IDS = ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")
 #: Primitive obstacle types (also what ``random_obstacles`` draws); ``"mesh"`` obstacles are listed explicitly.
 OBSTACLE_TYPES = ("sphere", "box", "cylinder")
 #: Type id of each obstacle type in the (M, 8) obstacle observation rows (0 = an unused row).
 OBSTACLE_TYPE_IDS = {"sphere": 1, "box": 2, "cylinder": 3, "mesh": 4}
-#: Joystick success criteria (``success.criterion``; :mod:`bm_envs.joystick`) and the numbers they take (upper bounds).
+#: Joystick success criteria (``success.criterion``; :mod:`bm_envs.envs.joystick`) and the numbers they take (upper bounds).
 SUCCESS_CRITERIA = ("segments", "no_fall", "vel_error")
 SUCCESS_NUMBERS = {"max_vel_error": 100.0, "settle_s": 60.0, "planar_tol": 100.0, "yaw_tol": 100.0,
                    "planar_floor": 10.0, "yaw_floor": 10.0, "min_scored_s": 60.0, "parts": 10}  # fmt: skip
@@ -64,7 +64,7 @@ class ScenarioError(ValueError):
 class Obstacle:
     """A static obstacle. ``pos`` is the world centre (x, y, z) in m; ``size`` depends on ``type``:
     sphere (radius,), cylinder (radius, half_height), box (hx, hy, hz). ``yaw`` rotates boxes about z.
-    A ``"mesh"`` obstacle carries its :class:`~bm_envs.mesh_obstacles.PlacedMesh` in ``mesh``; its ``pos``,
+    A ``"mesh"`` obstacle carries its :class:`~bm_envs.scene.mesh_obstacles.PlacedMesh` in ``mesh``; its ``pos``,
     ``size`` and ``yaw`` are its yaw-aligned bounding box (what stands in for it where only a box fits)."""
 
     type: str
@@ -406,7 +406,7 @@ def parse_scenario(d: Any, source: str = "scenario", base_dir: str | Path | None
 
 
 #: Scenario files shipped with the package (``walk-perturb``, ``joystick-4dir``, ``waypoint-square``, ...).
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 def builtin_scenarios() -> dict[str, Path]:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from bm_envs import g1_constants as g1
-from bm_envs.g1_base import G1BaseEnv, _box
+from bm_envs.envs.base import G1BaseEnv, _box
 
 VEL_AVG_WINDOW_S = 0.5
 #: Defaults of the ``segments`` success criterion (see the module docstring for why these values).

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from bm_envs.g1_base import G1BaseEnv, _box
+from bm_envs.envs.base import G1BaseEnv, _box
 from bm_envs.rotations import world_to_yaw_frame
-from bm_envs.scene import MAX_GOALS, place_goals
+from bm_envs.scene.builder import MAX_GOALS, place_goals
 
 
 class G1WaypointEnv(G1BaseEnv):

@@ -8,7 +8,7 @@ motor drivers run on hardware (kp/kd sent per joint in ``LowCmd``).
 Obstacles change per episode, so the scene holds :data:`MAX_OBSTACLES` pre-allocated obstacle slots (one geom
 in a static body of its own each); :func:`place_obstacles` sets their type, pose and size at reset (no
 recompilation). Unused slots are parked far away with collisions disabled. Mesh obstacles
-(:mod:`bm_envs.mesh_obstacles`) are fixed by the scenario, so they are compiled into the model instead
+(:mod:`bm_envs.scene.mesh_obstacles`) are fixed by the scenario, so they are compiled into the model instead
 (:func:`add_mesh_obstacles`): one static body per mesh with the mesh as a visual geom and its convex pieces as
 collision geoms (hidden, group 3).
 """
@@ -23,7 +23,7 @@ import numpy as np
 
 from bm_envs import g1_constants as g1
 from bm_envs.assets import asset_path
-from bm_envs.scenario import Obstacle
+from bm_envs.scene.scenario import Obstacle
 
 MAX_OBSTACLES = 16  # in total, any mix of primitive types
 MAX_GOALS = 8
@@ -126,10 +126,10 @@ def load_robot_spec(simplified_visuals: bool = False) -> mujoco.MjSpec:
     """The pinned G1 MJCF with a head site on the torso and its motors turned into joint-space PD servos
     (gain kp, bias −kp·q − kd·q̇, force clamped to the torque limit: PD at physics rate, inside MuJoCo).
     ``simplified_visuals``: draw the links with lower-poly copies of the visual meshes
-    (:mod:`bm_envs.visual_meshes`; the physics is the same)."""
+    (:mod:`bm_envs.scene.visual_meshes`; the physics is the same)."""
     robot = mujoco.MjSpec.from_file(str(asset_path(*g1.MJCF_ASSET)))
     if simplified_visuals:
-        from bm_envs.visual_meshes import use_simplified_meshes
+        from bm_envs.scene.visual_meshes import use_simplified_meshes
 
         use_simplified_meshes(robot)
     robot.body("torso_link").add_site(name="head", pos=g1.HEAD_OFFSET_IN_TORSO, size=[0.01, 0, 0], group=5)

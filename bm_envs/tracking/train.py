@@ -18,9 +18,9 @@ Subcommands (``bm-train-tracking <cmd> --help`` for all options)::
     bm-train-tracking play --motion sub3_largebox_003_mj --out outputs/largebox.gif
 
 Training-side policy interface (:class:`TrackingPolicyEnv`): observation = the holosoma/BeyondMimic 154-D actor
-observation (:func:`~bm_envs.tracking_expert.build_policy_obs`), action in BeyondMimic's per-joint units
+observation (:func:`~bm_envs.tracking.expert.build_policy_obs`), action in BeyondMimic's per-joint units
 (``q* = default + 0.25·τ_max/kp ⊙ a``). The exported ONNX (:func:`export_onnx`) normalizes the observation itself,
-bakes in the motion's reference and loads with :class:`~bm_envs.tracking_expert.TrackingExpert`.
+bakes in the motion's reference and loads with :class:`~bm_envs.tracking.expert.TrackingExpert`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
 from bm_envs.atomic import atomic_path
 from bm_envs.rollout import to_jsonable
-from bm_envs.tracking_expert import HOLOSOMA_TERMS, TrackingExpert, build_policy_obs
+from bm_envs.tracking.expert import HOLOSOMA_TERMS, TrackingExpert, build_policy_obs
 
 _TO_BM = g1.ACTION_SCALE / g1.BEYONDMIMIC_ACTION_SCALE  # env action -> BeyondMimic units
 
@@ -168,8 +168,8 @@ def export_onnx(model, vecnorm, motion, path: str | Path, residual: bool = False
     import onnx
     import torch
 
-    from bm_envs.motion import resolve_motion
-    from bm_envs.tracking import G1TrackingEnv
+    from bm_envs.tracking.env import G1TrackingEnv
+    from bm_envs.tracking.library import resolve_motion
 
     m = G1TrackingEnv(motion=resolve_motion(motion)).motion
     torso = m.body_index(("torso_link",))[0]
@@ -299,8 +299,9 @@ def play(
 
     import imageio.v2 as imageio
 
-    from bm_envs.motion import load_motion, resolve_motion, save_motion
-    from bm_envs.tracking import G1TrackingEnv
+    from bm_envs.tracking.env import G1TrackingEnv
+    from bm_envs.tracking.library import resolve_motion
+    from bm_envs.tracking.motion import load_motion, save_motion
 
     src = resolve_motion(motion)
     with tempfile.TemporaryDirectory() as tmp:
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps(to_jsonable(res), indent=2))
     elif a.cmd == "extract":
-        from bm_envs.motion import save_motion
+        from bm_envs.tracking.motion import save_motion
 
         m = TrackingExpert(a.policy).motion
         print(f"{save_motion(m, a.out)}: {m.num_frames} frames at {m.fps:g} fps ({m.duration_s:.2f} s)")

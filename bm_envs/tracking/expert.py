@@ -40,18 +40,18 @@ import numpy as np
 
 from bm_envs import g1_constants as g1
 from bm_envs.assets import asset_path, cache_dir
-from bm_envs.experts import _session
-from bm_envs.motion import (
+from bm_envs.experts.locomotion import _session
+from bm_envs.rotations import quat_to_mat
+from bm_envs.tracking.motion import (
     Motion,
     forward_kinematics,
     load_motion,
     motion_from_qpos,
     quat_conj,
     quat_mul,
-    resolve_motion,
+    resolve_motion_file,
     save_motion,
 )
-from bm_envs.rotations import quat_to_mat
 
 WBT_EXPERTS = {
     "fastsac": "holosoma_inference/models/wbt/fastsac_g1_29dof_dancing.onnx",
@@ -185,7 +185,7 @@ class TrackingExpert:
                 "dof_vel": 29, "motion_command": 58, "motion_ref_ori_b": 6, "motion_ref_pos_b": 3}  # fmt: skip
         if sum(dims[t] for t in self.terms) != ins["obs"][1]:
             raise ValueError(f"{self.path.name}: terms {self.terms} do not add up to its input size {ins['obs'][1]}")
-        self._motion: Motion | None = None if motion is None else resolve_motion(motion)
+        self._motion: Motion | None = None if motion is None else resolve_motion_file(motion)
         if self._motion is None and "joint_pos" not in outs:
             raise ValueError(f"{self.path.name} has no motion baked in: pass motion=<.npz or Motion> to track")
         self.reference_error = 0.0

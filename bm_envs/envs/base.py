@@ -1,7 +1,7 @@
 """Shared machinery of the bm G1 task envs: physics, PD control, action latency, observation, falls, rendering.
 
 Timing: physics ``dt = 0.002 s``; one env step = ``DECIMATION = 10`` physics steps (50 Hz control). PD runs at
-physics rate inside MuJoCo (see :mod:`bm_envs.scene`).
+physics rate inside MuJoCo (see :mod:`bm_envs.scene.builder`).
 
 Action (``Box(29,)``, Unitree joint order): normalized joint-position offsets,
 ``q_target = DEFAULT_JOINT_POS + 0.25·action`` (rad). Bounds are the joint limits expressed in action units;
@@ -39,10 +39,10 @@ import numpy as np
 from gymnasium import spaces
 
 from bm_envs import g1_constants as g1
-from bm_envs.render import SceneRenderer
 from bm_envs.rotations import quat_from_yaw, yaw_from_quat
-from bm_envs.scenario import Scenario, ScenarioError, load_scenario
-from bm_envs.scene import build_model
+from bm_envs.scene.builder import build_model
+from bm_envs.scene.render import SceneRenderer
+from bm_envs.scene.scenario import Scenario, ScenarioError, load_scenario
 
 PROPRIO_DIM = 3 + 3 + 3 * g1.NUM_JOINTS
 _F32_INF = np.float32(np.inf)
@@ -118,7 +118,7 @@ class G1BaseEnv(gym.Env):
         self.render_mode = render_mode
         self._width, self._height = width, height
 
-        # rendering envs draw lower-poly visual meshes (same physics; bm_envs.visual_meshes)
+        # rendering envs draw lower-poly visual meshes (same physics; bm_envs.scene.visual_meshes)
         self.model, self.idx = build_model(simplified_visuals=render_mode is not None, obstacles=sc.obstacles)
         self.data = mujoco.MjData(self.model)
         # per-step hot path: index with slices where the ids are consecutive; one root body for all tracked bodies

@@ -196,7 +196,7 @@ class Motion:
 # ---------------------------------------------------------------------- kinematics
 @lru_cache(maxsize=1)
 def _kinematic_model() -> mujoco.MjModel:
-    from bm_envs.scene import build_model
+    from bm_envs.scene.builder import build_model
 
     return build_model()[0]
 
@@ -405,17 +405,14 @@ def holosoma_motion_path(name: str) -> Path:
     return asset_path("holosoma", f"holosoma/data/motions/g1_29dof/whole_body_tracking/{name}.npz")
 
 
-def resolve_motion(motion: str | os.PathLike | Motion) -> Motion:
-    """A :class:`Motion` from a name — ``"fastsac"``/``"ppo"`` (the dance baked into holosoma's tracking experts)
-    or one of :data:`HOLOSOMA_MOTIONS` — a ``.npz`` path, or a :class:`Motion` (returned as is)."""
+def resolve_motion_file(motion: str | os.PathLike | Motion) -> Motion:
+    """A :class:`Motion` from one of :data:`HOLOSOMA_MOTIONS`, a ``.npz`` path, or a :class:`Motion` (returned as
+    is). The motions baked into the tracking experts (``"fastsac"``/``"ppo"``) are resolved by
+    :func:`bm_envs.tracking.library.resolve_motion`, which also takes these."""
     if isinstance(motion, Motion):
         return motion
-    if isinstance(motion, str) and motion in ("fastsac", "ppo"):
-        from bm_envs.tracking_expert import TrackingExpert
-
-        return TrackingExpert(motion).motion
     if isinstance(motion, str) and motion in HOLOSOMA_MOTIONS:
         return load_motion(holosoma_motion_path(motion))
     if isinstance(motion, (str, os.PathLike)) and str(motion).endswith(".npz"):
         return load_motion(motion)
-    raise MotionError(f"unknown motion {motion!r}: use 'fastsac', 'ppo', one of {HOLOSOMA_MOTIONS}, or a .npz path")
+    raise MotionError(f"unknown motion {motion!r}: use one of {HOLOSOMA_MOTIONS}, or a .npz path")

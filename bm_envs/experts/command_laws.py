@@ -16,7 +16,7 @@ import numpy as np
 
 from bm_envs.rotations import wrap_angle, yaw_from_quat
 
-#: obstacle row types (see :mod:`bm_envs.obstacle`); a mesh row (4) is its yaw-aligned bounding box, so it is
+#: obstacle row types (see :mod:`bm_envs.envs.obstacle`); a mesh row (4) is its yaw-aligned bounding box, so it is
 #: treated as a box here (conservative: the box contains the mesh)
 _SPHERE, _BOX, _CYLINDER, _MESH = 1, 2, 3, 4
 _BOXLIKE = (_BOX, _MESH)

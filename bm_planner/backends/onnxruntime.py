@@ -1,8 +1,8 @@
-"""ONNX Runtime backend: :class:`OnnxDenoiser`, a drop-in for the torch denoiser, and :func:`with_backend`.
+"""ONNX Runtime backend: :class:`OnnxDenoiser`, a drop-in for the torch denoiser (:func:`bm_planner.backends.with_backend`).
 
 ``OnnxDenoiser(path)(states, actions, k_states, k_actions) -> (x0_states, x0_actions)`` has the torch denoiser's
 call signature and shapes (states (B, T, D), actions (B, Ta, A) float; levels (B, T) / (B, Ta) int), so
-:func:`with_backend` can swap it into a :class:`StateActionDiffusionModel` and the unchanged sampler and guidance
+:func:`~bm_planner.backends.with_backend` can swap it into a :class:`StateActionDiffusionModel` and the unchanged sampler and guidance
 code drive it. Inputs are copied to CPU float32 / int64 numpy arrays; outputs come back as torch tensors on the
 inputs' device and dtype.
 """
@@ -15,9 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bm_planner.export.onnx_export import OUTPUT_NAMES, ExportError, check_metadata, input_names, read_metadata
-
-BACKENDS = ("torch", "onnx", "tensorrt")
+from bm_planner.export.onnx_format import OUTPUT_NAMES, ExportError, check_metadata, input_names, read_metadata
 
 
 class _Config:
@@ -83,38 +81,3 @@ class OnnxDenoiser(nn.Module):
         p_s, p_a = self.session.run(list(OUTPUT_NAMES), feed)
         return (torch.from_numpy(p_s).to(states.device, states.dtype),
                 torch.from_numpy(p_a).to(actions.device, actions.dtype))  # fmt: skip
-
-
-def with_backend(model, backend: str = "torch", onnx_path: str | Path | None = None, threads: int | None = 1,
-                 normalizer=None, state_rep=None, checkpoint=None, fast_sampler: bool = True):  # fmt: skip
-    """``model`` (returned as is for "torch") or a shallow copy whose ``denoiser`` runs on ``backend``.
-
-    "onnx": ONNX Runtime on the CPU from ``onnx_path`` (checked against the model's config and weights), or from an
-    automatic export in :func:`~bm_planner.export.onnx_export.cache_dir` when ``onnx_path`` is None.
-    "tensorrt": a TensorRT engine built from that ONNX file (needs ``tensorrt`` and a CUDA GPU).
-    The copy shares the scheduler and config; the original model is left unchanged. ``fast_sampler``: its
-    ``sample`` runs DDIM through :class:`~bm_planner.export.fast_sampler.FastDDIMSampler` (same numbers, less
-    per-step overhead; DDPM still uses the reference loop).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "torch":
-        if onnx_path is not None:
-            raise ValueError("onnx_path is only used with backend='onnx' or 'tensorrt'")
-        return model
-    from bm_planner.export.onnx_export import cached_export
-
-    if onnx_path is None:
-        onnx_path = cached_export(model, normalizer, state_rep, checkpoint)
-    if backend == "onnx":
-        den: nn.Module = OnnxDenoiser(onnx_path, model=model, threads=threads)
-    else:
-        from bm_planner.export.tensorrt import TensorRTDenoiser
-
-        den = TensorRTDenoiser.from_onnx(onnx_path, model=model)
-    fast = model.with_denoiser(den)
-    if fast_sampler:
-        from bm_planner.export.fast_sampler import install_fast_sampler
-
-        install_fast_sampler(fast)
-    return fast

@@ -4,7 +4,7 @@ Needs the ``tensorrt`` Python package (>= 10) and a CUDA GPU visible to torch; :
 why not otherwise. Engines are built with one optimization profile (batch 1 .. ``max_batch``, optimized for
 batch 1) and run on torch's current CUDA stream with torch tensors as I/O buffers, so no extra CUDA bindings are
 needed. :class:`TensorRTDenoiser` has the torch denoiser's call signature, like
-:class:`~bm_planner.export.ort.OnnxDenoiser`.
+:class:`~bm_planner.backends.onnxruntime.OnnxDenoiser`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bm_planner.export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, ExportError, check_metadata, read_metadata
+from bm_planner.export.onnx_format import INPUT_NAMES, OUTPUT_NAMES, ExportError, check_metadata, read_metadata
 
 
 def tensorrt_available() -> tuple[bool, str]:
