@@ -1,4 +1,4 @@
-"""Write the shipped planner's action-regression reference (``tests/bm_planner/fixtures/shipped_actions.npz``): a fixed
+"""Write the shipped planner's action-regression reference (``tests/bm_planner/fixtures/shipped_actions.json``, JSON text): a fixed
 observation sequence (the joystick env from seed 0, driven open loop by the Stage-1 expert) and the actions the
 shipped planner (torch backend, shipped settings, one thread) returns for it. Regenerate only when the planner's
 behaviour is meant to change; ``tests/bm_planner/test_action_regression.py`` compares against it.
@@ -8,6 +8,7 @@ behaviour is meant to change; ``tests/bm_planner/test_action_regression.py`` com
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,7 +20,7 @@ from bm_envs.experts.locomotion import ExpertPolicy
 from bm_planner import SHIPPED_PLANNER
 from bm_planner.agent import OBS_KEYS, DiffusionAgent
 
-OUT = Path(__file__).resolve().parents[1] / "tests" / "bm_planner" / "fixtures" / "shipped_actions.npz"
+OUT = Path(__file__).resolve().parents[1] / "tests" / "bm_planner" / "fixtures" / "shipped_actions.json"
 STEPS = 24
 
 
@@ -46,11 +47,27 @@ def planner_actions(obs_seq: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([agent.predict({k: v[i] for k, v in obs_seq.items()})[0] for i in range(n)])
 
 
+def to_json(obs_seq: dict[str, np.ndarray], actions: np.ndarray) -> dict:
+    """The reference as JSON: float32 values written as the shortest decimal that reads back to the same float32."""
+    f64 = lambda a: np.asarray(a, np.float32).astype(np.float64).tolist()  # noqa: E731
+    return {"format": "bm-action-reference", "dtype": "float32", "actions": f64(actions),
+            "observations": {k: f64(v) for k, v in obs_seq.items()}}  # fmt: skip
+
+
+def load_reference(path: Path = OUT) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``(observations {key: (T, ...)}, actions (T, 29))`` as float32 from :func:`to_json`'s file."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("format") != "bm-action-reference":
+        raise ValueError(f"{path}: not an action reference (format {doc.get('format')!r})")
+    obs = {k: np.asarray(v, np.float32) for k, v in doc["observations"].items()}
+    return obs, np.asarray(doc["actions"], np.float32)
+
+
 def main() -> None:
     seq = observations()
     acts = planner_actions(seq)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(OUT, actions=acts, **{f"obs_{k}": v for k, v in seq.items()})
+    OUT.write_text(json.dumps(to_json(seq, acts)) + "\n")
     print(f"wrote {OUT} ({len(acts)} steps)")
 
 

@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-REF = ROOT / "tests" / "bm_planner" / "fixtures" / "shipped_actions.npz"
+REF = ROOT / "tests" / "bm_planner" / "fixtures" / "shipped_actions.json"
 
 
 def test_shipped_planner_actions_match_the_reference():
     sys.path.insert(0, str(ROOT / "tools"))
     try:
-        from make_action_reference import planner_actions
+        from make_action_reference import load_reference, planner_actions
     finally:
         sys.path.pop(0)
-    with np.load(REF) as z:
-        ref = z["actions"]
-        seq = {k[4:]: z[k] for k in z.files if k.startswith("obs_")}
+    seq, ref = load_reference(REF)
     acts = planner_actions(seq)
     assert acts.shape == ref.shape
     # bit-identical on the machine that wrote the reference; float32 kernels may round differently on another CPU
