@@ -318,3 +318,10 @@ def test_mesh_obstacles_reach_the_obstacle_cost_through_set_obstacles(shipped_ag
     outcome, _ = run_episode(env, agent, seed=0)  # run_episode calls set_obstacles after reset
     assert agent._meshes is not None and len(agent._meshes) == 2 and outcome["steps"] == 5
     env.close()
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf")])
+def test_agent_config_rejects_a_noise_scale_outside_zero_one(bad):
+    with pytest.raises(ValueError, match="noise_scale must be in \\[0, 1\\]"):
+        AgentConfig(noise_scale=bad)
+    assert AgentConfig(noise_scale=0.0).noise_scale == 0.0
