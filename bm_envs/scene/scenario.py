@@ -13,7 +13,7 @@ A scenario is a JSON object (distances m, angles rad, times s)::
         {"type": "cylinder", "pos": [2.0, 0.3], "radius": 0.25, "height": 1.5},
         {"type": "box", "pos": [3.5, -0.5], "half_size": [0.3, 0.2, 0.5], "yaw": 0.4},
         {"type": "sphere", "pos": [4.5, 0.6, 0.9], "radius": 0.3},
-        {"type": "mesh", "file": "meshes/l-wall.stl", "pos": [2, 1], "yaw": 0, "scale": 1.0}],
+        {"type": "mesh", "file": "meshes/l-wall.obj", "pos": [2, 1], "yaw": 0, "scale": 1.0}],
                                                     mesh (STL/OBJ/PLY, relative to the scenario's folder; "hull":
                                                     true for its convex hull): :mod:`bm_envs.scene.mesh_obstacles`
       "random_obstacles": {"count": 4, "region": [[1, -2], [5, 2]], "types": ["cylinder", "box"],
