@@ -506,3 +506,42 @@ def make_boulder(radius_m: float = 0.5, subdivisions: int = 4, roughness: float 
         k = rng.normal(size=3) * rng.uniform(1.5, 3.5)
         r += roughness / 2 * np.sin(u @ k + rng.uniform(0, 2 * np.pi))
     return trimesh.Trimesh(u * (radius_m * r)[:, None], s.faces, process=True)
+
+
+#: Generated meshes a scenario can name instead of a file (``{"type": "mesh", "builtin": "boulder", "params": {...}}``,
+#: like MuJoCo's ``<mesh builtin=...>``): name -> (the function that makes it, its parameters' allowed ranges).
+BUILTIN_MESHES = {
+    "l-wall": (make_l_wall, {"arm_m": (0.05, 10.0), "thickness_m": (0.01, 2.0), "height_m": (0.01, 5.0)}),
+    "boulder": (
+        make_boulder,
+        {"radius_m": (0.01, 5.0), "subdivisions": (0, 5), "roughness": (0.0, 0.9), "seed": (0, 2**31 - 1)},
+    ),
+}
+
+
+def builtin_mesh_file(name: str, params: dict | None = None) -> Path:
+    """Path of the built-in mesh ``name`` made with ``params`` (binary STL in the cache, written once, atomically, and
+    keyed by name and parameters). Raises :class:`MeshError` for an unknown name or parameter, a value that is not a
+    finite number, out of its range, or not an integer where the maker takes one (``subdivisions``, ``seed``)."""
+    import inspect
+    import json
+
+    if name not in BUILTIN_MESHES:
+        raise MeshError(f"builtin mesh {name!r} is not one of {sorted(BUILTIN_MESHES)}")
+    make, ranges = BUILTIN_MESHES[name]
+    params = dict(params or {})
+    for k, v in params.items():
+        if k not in ranges:
+            raise MeshError(f"builtin mesh {name!r}: unknown parameter {k!r} (one of {sorted(ranges)})")
+        lo, hi = ranges[k]
+        is_int = isinstance(inspect.signature(make).parameters[k].default, int)
+        ok = isinstance(v, int) if is_int else isinstance(v, (int, float)) and math.isfinite(v)
+        if isinstance(v, bool) or not ok or not lo <= v <= hi:
+            kind = "an integer" if is_int else "a number"
+            raise MeshError(f"builtin mesh {name!r}: {k} must be {kind} in [{lo}, {hi}], got {v!r}")
+    key = hashlib.sha256(json.dumps([name, params, _CACHE_VERSION], sort_keys=True).encode()).hexdigest()[:16]
+    path = _cache_dir("mesh-builtin") / f"{name}-{key}.stl"
+    if not path.exists():
+        with atomic_path(path) as tmp:
+            make(**params).export(tmp, file_type="stl")
+    return path

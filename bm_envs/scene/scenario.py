@@ -13,9 +13,11 @@ A scenario is a JSON object (distances m, angles rad, times s)::
         {"type": "cylinder", "pos": [2.0, 0.3], "radius": 0.25, "height": 1.5},
         {"type": "box", "pos": [3.5, -0.5], "half_size": [0.3, 0.2, 0.5], "yaw": 0.4},
         {"type": "sphere", "pos": [4.5, 0.6, 0.9], "radius": 0.3},
-        {"type": "mesh", "file": "meshes/l-wall.obj", "pos": [2, 1], "yaw": 0, "scale": 1.0}],
-                                                    mesh (STL/OBJ/PLY, relative to the scenario's folder; "hull":
-                                                    true for its convex hull): :mod:`bm_envs.scene.mesh_obstacles`
+        {"type": "mesh", "file": "chair.stl", "pos": [2, 1], "yaw": 0, "scale": 1.0},
+        {"type": "mesh", "builtin": "l-wall", "params": {"arm_m": 1.2}, "pos": [4, -1]}],
+                                                    mesh: a file (STL/OBJ/PLY, relative to the scenario's folder;
+                                                    "hull": true for its convex hull) or a generated shape
+                                                    (``BUILTIN_MESHES``): :mod:`bm_envs.scene.mesh_obstacles`
       "random_obstacles": {"count": 4, "region": [[1, -2], [5, 2]], "types": ["cylinder", "box"],
                            "radius": [0.15, 0.35]},  drawn per reset, kept clear of the start and goals
       "joystick": [{"t": 0.0, "vx": 0.5, "vy": 0.0, "yaw_rate": 0.0}],   Joystick: piecewise-constant commands
@@ -38,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from bm_envs.scene.mesh_obstacles import MeshError, MeshGeometry, PlacedMesh
+from bm_envs.scene.mesh_obstacles import MeshError, MeshGeometry, PlacedMesh, builtin_mesh_file
 
 ENV_IDS = ("BM-G1-Joystick-v0", "BM-G1-Waypoint-v0", "BM-G1-Obstacle-v0")
 #: Primitive obstacle types (also what ``random_obstacles`` draws); ``"mesh"`` obstacles are listed explicitly.
@@ -250,11 +252,26 @@ def _range(v: Any, where: str, lo: float = 0.0) -> tuple[float, float]:
 
 
 def _parse_mesh(o: dict, where: str, base_dir: Path | None) -> Obstacle:
-    _check_keys(o, {"type", "file", "pos", "yaw", "scale", "hull"}, where)
-    f = _require(o, "file", where)
-    if not isinstance(f, str) or not f:
-        raise ScenarioError(f"{where}.file: expected a file name, got {f!r}")
-    path = Path(f) if Path(f).is_absolute() or base_dir is None else Path(base_dir) / f
+    _check_keys(o, {"type", "file", "builtin", "params", "pos", "yaw", "scale", "hull"}, where)
+    if ("file" in o) == ("builtin" in o):
+        raise ScenarioError(f"{where}: a mesh obstacle needs exactly one of 'file' and 'builtin'")
+    if "builtin" in o:
+        params = o.get("params", {})
+        if not isinstance(params, dict):
+            raise ScenarioError(f"{where}.params: expected an object of numbers, got {params!r}")
+        try:
+            path = builtin_mesh_file(o["builtin"], params) if isinstance(o["builtin"], str) else None
+        except MeshError as e:
+            raise ScenarioError(f"{where}.builtin: {e}") from None
+        if path is None:
+            raise ScenarioError(f"{where}.builtin: expected a name, got {o['builtin']!r}")
+    else:
+        if "params" in o:
+            raise ScenarioError(f"{where}.params: only a 'builtin' mesh takes params")
+        f = o["file"]
+        if not isinstance(f, str) or not f:
+            raise ScenarioError(f"{where}.file: expected a file name, got {f!r}")
+        path = Path(f) if Path(f).is_absolute() or base_dir is None else Path(base_dir) / f
     scale = o.get("scale", 1.0)
     scale = (
         _num(scale, f"{where}.scale", 1e-6)

@@ -190,6 +190,41 @@ def test_shipped_mesh_scenario_and_pure_pursuit_sees_mesh_boxes():
     assert free[0] == pytest.approx(2.2, abs=1e-6)
 
 
+def test_builtin_mesh_is_generated_once_into_the_cache_and_checked(tmp_path):
+    def builtin(**o):
+        d = _scenario("unused")
+        d["obstacles"] = [{"type": "mesh", "pos": [2.0, -0.5], **o}]
+        return d
+
+    sc = parse_scenario(builtin(builtin="l-wall", params={"arm_m": 0.8, "height_m": 1.0}))
+    geom = sc.obstacles[0].mesh.geometry
+    assert geom.file.parent == (tmp_path / "cache" / "mesh-builtin").resolve()
+    wanted = make_l_wall(arm_m=0.8, height_m=1.0)
+    np.testing.assert_allclose(geom.vertices.min(0), wanted.bounds[0], atol=1e-6)
+    np.testing.assert_allclose(geom.vertices.max(0), wanted.bounds[1], atol=1e-6)
+    assert len(geom.faces) == len(wanted.faces)
+    stamp = geom.file.stat().st_mtime_ns
+    again = parse_scenario(builtin(builtin="l-wall", params={"height_m": 1.0, "arm_m": 0.8}))  # same key, any order
+    assert again.obstacles[0].mesh.geometry.file == geom.file and geom.file.stat().st_mtime_ns == stamp
+    other = parse_scenario(builtin(builtin="l-wall", params={"arm_m": 0.9}))
+    assert other.obstacles[0].mesh.geometry.file != geom.file
+    bad = {
+        "not one of": {"builtin": "teapot"},
+        "unknown parameter 'radius'": {"builtin": "boulder", "params": {"radius": 1.0}},
+        "subdivisions must be an integer": {"builtin": "boulder", "params": {"subdivisions": 9}},
+        "must be an integer in": {"builtin": "boulder", "params": {"seed": 1.5}},
+        "arm_m must be a number": {"builtin": "l-wall", "params": {"arm_m": float("nan")}},
+        "expected an object": {"builtin": "l-wall", "params": [1.2]},
+        "expected a name": {"builtin": 3},
+        "exactly one of": {"builtin": "l-wall", "file": "wall.stl"},
+        "only a 'builtin' mesh": {"file": "wall.stl", "params": {}},
+    }
+    for msg, o in bad.items():
+        with pytest.raises(ScenarioError, match=msg) as e:
+            parse_scenario(builtin(**o))
+        assert "\n" not in str(e.value)
+
+
 def test_multi_robot_env_with_a_mesh_obstacle(tmp_path):
     from bm_envs.multi.env import MultiG1Env
     from bm_envs.multi.scenario import parse_multi_scenario, swap_scenario
