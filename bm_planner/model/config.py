@@ -47,6 +47,9 @@ class ModelConfig:
             hides them, see ``transformer.py`` for why).
         history_action_noise: std (normalized units) of i.i.d. Gaussian noise added to the history actions in training
             only, so the planner cannot simply extrapolate its own past actions (0 = off).
+        history_state_noise: std (normalized units) of i.i.d. Gaussian noise added to the known history states
+            s_0..s_N in training only (the loss still targets the clean future), so plans do not depend on the exact
+            history and tolerate states off the data's manifold, e.g. after a push (0 = off).
         state_loss_weight / action_loss_weight: weights of the two MSE terms (each a per-element mean).
         warm_start_state_level / warm_start_action_level: levels a previous plan is re-noised to (paper: 14 / 4).
         command_dim: size of an optional task command every token is conditioned on (0 = unconditional, the paper;
@@ -74,6 +77,7 @@ class ModelConfig:
     action_state_lookahead: int = 0
     history_actions: bool = True
     history_action_noise: float = 0.0
+    history_state_noise: float = 0.0
     state_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     warm_start_state_level: int = 14
@@ -102,6 +106,7 @@ class ModelConfig:
         for name in ("mlp_ratio", "state_loss_weight", "action_loss_weight"):
             _check_float(self, name, lo=0.0, lo_open=name == "mlp_ratio")
         _check_float(self, "history_action_noise", lo=0.0, hi=10.0)
+        _check_float(self, "history_state_noise", lo=0.0, hi=10.0)
         _check_float(self, "command_dropout", lo=0.0, hi=1.0)
         for name in ("dropout", "attn_dropout"):
             _check_float(self, name, lo=0.0, hi=1.0, hi_open=True)

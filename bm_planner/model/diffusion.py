@@ -121,6 +121,9 @@ class StateActionDiffusionModel(nn.Module):
         if c.history_action_noise > 0 and self.training:  # corrupt the (level-0) history actions, training only
             n = c.n_known_actions
             x_a = torch.cat([x_a[:, :n] + c.history_action_noise * _randn(x_a[:, :n], generator), x_a[:, n:]], 1)
+        if c.history_state_noise > 0 and self.training:  # corrupt the (level-0) history states, training only
+            n = c.n_known_states
+            x_s = torch.cat([x_s[:, :n] + c.history_state_noise * _randn(x_s[:, :n], generator), x_s[:, n:]], 1)
         drop = None
         if command is not None and self.training and c.command_dropout > 0:
             u = torch.rand(b, generator=generator, device=generator.device if generator is not None else states.device)

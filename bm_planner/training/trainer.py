@@ -340,6 +340,7 @@ class DDPMTrainer:
             "action_loss_weight",
             "history_actions",
             "history_action_noise",
+            "history_state_noise",
             "dropout",
             "attn_dropout",
             "action_state_lookahead",

@@ -183,6 +183,31 @@ def test_history_action_noise_applies_in_training_only():
         ModelConfig(history_action_noise=-1.0)
 
 
+def test_history_state_noise_applies_in_training_only_and_keeps_the_target_clean():
+    from bm_planner.model import ModelConfig, StateActionDiffusionModel
+
+    c = ModelConfig(state_dim=7, action_dim=5, width=32, depth=1, heads=2, attn_dropout=0.0, history_state_noise=0.5)
+    torch.manual_seed(0)
+    model = StateActionDiffusionModel(c)
+    g = torch.Generator().manual_seed(0)
+    s, a = torch.randn(3, c.window, 7, generator=g), torch.randn(3, c.action_window, 5, generator=g)
+    levels = model.sample_levels(3, torch.device("cpu"), torch.Generator().manual_seed(1))
+    seen = []
+    model.denoiser.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    losses = []
+    for train in (True, False):
+        model.train(train)
+        losses.append(model.compute_loss(s, a, generator=torch.Generator().manual_seed(2), levels=levels).loss)
+    n = c.n_known_states
+    noisy, clean = seen
+    assert torch.equal(clean[:, :n], s[:, :n])  # eval: history states untouched (level 0 = exact)
+    assert 0.3 < (noisy[:, :n] - s[:, :n]).std() < 0.7
+    assert torch.equal(noisy[:, n:], clean[:, n:])  # the noised future is the same draw: only the history changed
+    assert losses[0] != losses[1]
+    with pytest.raises(ValueError, match="history_state_noise"):
+        ModelConfig(history_state_noise=float("nan"))
+
+
 def test_noise_scale_is_the_start_noise_temperature():
     model = _model()
     s, a = _batch()
