@@ -161,22 +161,30 @@ def test_plan_shift_for_warm_start():
         plan.shifted(12)
 
 
-def test_history_action_noise_applies_in_training_only():
+def _losses_and_denoiser_inputs(**noise):
+    """Train-mode and eval-mode ``compute_loss`` on one batch with the same levels and noise draws: the two losses and
+    the (states, actions) the denoiser saw in each, plus the clean batch."""
     from bm_planner.model import ModelConfig, StateActionDiffusionModel
 
-    c = ModelConfig(state_dim=7, action_dim=5, width=32, depth=1, heads=2, attn_dropout=0.0, history_action_noise=0.5)
+    c = ModelConfig(state_dim=7, action_dim=5, width=32, depth=1, heads=2, attn_dropout=0.0, **noise)
     torch.manual_seed(0)
     model = StateActionDiffusionModel(c)
     g = torch.Generator().manual_seed(0)
     s, a = torch.randn(3, c.window, 7, generator=g), torch.randn(3, c.action_window, 5, generator=g)
     levels = model.sample_levels(3, torch.device("cpu"), torch.Generator().manual_seed(1))
-    seen = []
-    model.denoiser.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
+    seen, losses = [], []
+    model.denoiser.register_forward_pre_hook(lambda m, args: seen.append((args[0].clone(), args[1].clone())))
     for train in (True, False):
         model.train(train)
-        model.compute_loss(s, a, generator=torch.Generator().manual_seed(2), levels=levels)
+        losses.append(model.compute_loss(s, a, generator=torch.Generator().manual_seed(2), levels=levels).loss)
+    return c, s, a, losses, seen
+
+
+def test_history_action_noise_applies_in_training_only():
+    from bm_planner.model import ModelConfig
+
+    c, _, a, _, ((_, noisy), (_, clean)) = _losses_and_denoiser_inputs(history_action_noise=0.5)
     n = c.n_known_actions
-    noisy, clean = seen
     assert torch.equal(clean[:, :n], a[:, :n])  # eval: history actions untouched (level 0 = exact)
     assert 0.3 < (noisy[:, :n] - a[:, :n]).std() < 0.7
     with pytest.raises(ValueError, match="history_action_noise"):
@@ -184,22 +192,10 @@ def test_history_action_noise_applies_in_training_only():
 
 
 def test_history_state_noise_applies_in_training_only_and_keeps_the_target_clean():
-    from bm_planner.model import ModelConfig, StateActionDiffusionModel
+    from bm_planner.model import ModelConfig
 
-    c = ModelConfig(state_dim=7, action_dim=5, width=32, depth=1, heads=2, attn_dropout=0.0, history_state_noise=0.5)
-    torch.manual_seed(0)
-    model = StateActionDiffusionModel(c)
-    g = torch.Generator().manual_seed(0)
-    s, a = torch.randn(3, c.window, 7, generator=g), torch.randn(3, c.action_window, 5, generator=g)
-    levels = model.sample_levels(3, torch.device("cpu"), torch.Generator().manual_seed(1))
-    seen = []
-    model.denoiser.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
-    losses = []
-    for train in (True, False):
-        model.train(train)
-        losses.append(model.compute_loss(s, a, generator=torch.Generator().manual_seed(2), levels=levels).loss)
+    c, s, _, losses, ((noisy, _), (clean, _)) = _losses_and_denoiser_inputs(history_state_noise=0.5)
     n = c.n_known_states
-    noisy, clean = seen
     assert torch.equal(clean[:, :n], s[:, :n])  # eval: history states untouched (level 0 = exact)
     assert 0.3 < (noisy[:, :n] - s[:, :n]).std() < 0.7
     assert torch.equal(noisy[:, n:], clean[:, n:])  # the noised future is the same draw: only the history changed
