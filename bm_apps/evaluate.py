@@ -49,6 +49,7 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from bm_apps.policies import parse_policy  # noqa: E402
+from bm_envs import g1_constants as g1  # noqa: E402
 from bm_envs.cliargs import json_object_arg  # noqa: E402
 from bm_envs.eval_report import _policy_name, fall_histogram, markdown_summary, summarize, write_atomic  # noqa: E402
 from bm_envs.rollout import run_episode, to_jsonable  # noqa: E402
@@ -241,6 +242,8 @@ def _run_trial(trial: int) -> dict[str, Any]:
     def on_step(obs, info):
         last["pushes"] = info.get("pushes", 0)
         last["steps"] += 1
+        if "ood_step" not in last and getattr(policy, "info", {}).get("ood"):
+            last["ood_step"] = last["steps"] - 1  # the first step that ran on the out-of-distribution fallback
         if writer is not None and last["steps"] % every == 0:
             writer.append_data(env.render())
 
@@ -258,6 +261,11 @@ def _run_trial(trial: int) -> dict[str, Any]:
     if hasattr(policy, "info"):  # planner: plan latency and out-of-distribution flag
         row["plan_time_ms"] = 1000.0 * policy.info.get("plan_time_total_s", 0.0) / max(policy.info.get("plans", 0), 1)
         row["ood"] = bool(policy.info.get("ood", False))
+        if "ood_step" in last:  # when the fallback first took over, how often, and why
+            row["ood_time_s"] = last["ood_step"] * g1.CONTROL_DT
+            row["ood_plans"] = int(policy.info.get("ood_plans", 0))
+            row["ood_reason"] = policy.info.get("ood_reason")
+            row["ood_dim"] = policy.info.get("ood_dim")
         for k in ("handovers", "expert_steps", "starved_steps", "stalled_steps"):  # supervisor / runtime
             if k in policy.info:
                 row[k] = int(policy.info[k])

@@ -82,6 +82,12 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     plan = [t["plan_time_ms"] for t in trials if t.get("plan_time_ms") is not None]
     out["plan_time_ms_mean"] = _mean(plan)
     out["ood_rate"] = sum(bool(t.get("ood")) for t in trials) / n if plan else None
+    if plan:  # falls the fallback came before, how long before (s), and what fired it first
+        fo = [t for t in falls if t.get("ood_time_s") is not None and t.get("fall_time_s") is not None]
+        out["falls_after_ood"] = len(fo)
+        out["ood_lead_s_median"] = float(np.median([t["fall_time_s"] - t["ood_time_s"] for t in fo])) if fo else None
+        reasons = [t["ood_reason"] for t in trials if t.get("ood_reason")]
+        out["ood_reasons"] = {r: reasons.count(r) for r in sorted(set(reasons))}
     if any("handovers" in t for t in trials):  # safety supervisor
         out["handovers_per_episode"] = _mean([t["handovers"] for t in trials])
         out["expert_time_frac"] = _mean([t["expert_time_frac"] for t in trials])
@@ -144,11 +150,20 @@ def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
         + (f"Falls by floor friction: {by_fr}\n" if by_fr else "")
         + (
             f"Mean plan latency: {_fmt(s['plan_time_ms_mean'], '.1f')} ms; out-of-distribution fallbacks in "
-            f"{100 * s['ood_rate']:.0f} % of trials.\n"
+            f"{100 * s['ood_rate']:.0f} % of trials{_ood_detail(s)}.\n"
             if s.get("plan_time_ms_mean") is not None
             else ""
         )
     )
+
+
+def _ood_detail(s: dict[str, Any]) -> str:
+    """'' or '; N of the falls came after one (median lead x s); first trigger: …' for the summary line."""
+    if not s.get("ood_reasons"):
+        return ""
+    lead = "" if s.get("ood_lead_s_median") is None else f", median {s['ood_lead_s_median']:.2f} s before the fall"
+    why = ", ".join(f"{k} {v}" for k, v in s["ood_reasons"].items())
+    return f"; {s['falls_after_ood']} of the falls came after one{lead}; first trigger: {why}"
 
 
 def _segment_lines(s: dict[str, Any]) -> str:

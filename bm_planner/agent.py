@@ -17,7 +17,9 @@ given explicitly; ``guidance_scale = 0`` plans unguided.
 
 Out of distribution: when the normalized history leaves the training range (``|z| > ood_threshold`` anywhere)
 or the pelvis is below the fall height, ``agent.info["ood"]`` is set and the agent returns the safe action
-(hold the default pose, action 0) instead of a plan.
+(hold the default pose, action 0) instead of a plan. ``info["ood_plans"]`` counts those fallbacks in the episode and
+``info["ood_reason"]`` says what triggered the first one: ``"history"`` (with ``info["ood_dim"]``, the state
+feature ``s<i>`` or action joint ``a<j>`` that had the largest |z|), ``"height"`` or ``"quaternion"``.
 """
 
 from __future__ import annotations
@@ -260,7 +262,8 @@ class DiffusionAgent:
         self.last_plan = None
         self._meshes: list | None = None
         self.planner.reset()
-        self.info: dict = {"ood": False, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0, "warm_plans": 0}
+        self.info: dict = {"ood": False, "ood_plans": 0, "plan_time_s": 0.0, "plan_time_total_s": 0.0, "plans": 0,
+                           "warm_plans": 0}  # fmt: skip
 
     def set_obstacles(self, obstacles) -> None:
         """The scene's obstacles as the env lists them (``info["obstacles"]`` of ``BM-G1-Obstacle-v0`` at reset:
@@ -342,15 +345,27 @@ class DiffusionAgent:
 
     def out_of_distribution(self, hs: torch.Tensor, ha: torch.Tensor, obs: dict) -> bool:
         """Whether the normalized history ``hs`` (1, N+1, D) / ``ha`` (1, N, A) leaves the training range
-        (|z| > ``ood_threshold``), the pelvis is below the fall height, or the root quaternion is not a unit one
-        (``info["bad_quaternion"]``); records ``info["history_max_z"]``."""
-        z = float(torch.cat([hs.abs().flatten(), ha.abs().flatten()]).max())
+        (|z| > ``ood_threshold``), the pelvis is below the fall height, or the root quaternion is not a unit one;
+        records ``info["history_max_z"]``, and on the episode's first firing ``info["ood_reason"]`` (and
+        ``info["ood_dim"]`` for ``"history"``)."""
+        zs, za = hs.abs().amax(dim=(0, 1)), ha.abs().amax(dim=(0, 1)) if ha.numel() else hs.new_zeros(0)
+        z = float(torch.cat([zs, za]).max())
         self.info["history_max_z"] = z
         q_norm = float(np.linalg.norm(np.asarray(obs["root_quat_w"], dtype=np.float64)))
+        reason = None
         if abs(q_norm - 1.0) > 0.05:  # not a rotation (e.g. all zeros): the state estimate cannot be trusted
             self.info["bad_quaternion"] = True
-            return True
-        return z > self.config.ood_threshold or float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT
+            reason = "quaternion"
+        elif float(obs["root_pos_w"][2]) < g1.FALL_PELVIS_HEIGHT:
+            reason = "height"
+        elif z > self.config.ood_threshold:
+            reason = "history"
+        if reason is not None and "ood_reason" not in self.info:
+            self.info["ood_reason"] = reason
+            if reason == "history":
+                i = int(torch.cat([zs, za]).argmax())
+                self.info["ood_dim"] = f"s{i}" if i < zs.numel() else f"a{i - zs.numel()}"
+        return reason is not None
 
     def guidance_config(self) -> GuidanceConfig:
         c = self.config
@@ -370,6 +385,7 @@ class DiffusionAgent:
         hs, ha = self._history(history)
         if self.out_of_distribution(hs, ha, obs):
             self.info["ood"] = True
+            self.info["ood_plans"] = self.info.get("ood_plans", 0) + 1
             self.planner.reset()
             self.last_plan = None
             return self.safe_actions(n)

@@ -82,6 +82,29 @@ def test_summary_rates_and_intervals():
     s = summarize(joy)
     assert s["vel_error_mean"] == pytest.approx(1.6 / 3) and s["vel_error_mean_not_fallen"] == pytest.approx(0.3)
     assert s["fall_rate_by_latency_ms"] == {}  # no latency recorded
+    planned = [base | {"success": False, "fell": True, "fall_time_s": 3.0, "plan_time_ms": 5.0, "ood": True,
+                       "ood_time_s": 2.5, "ood_reason": "history"},
+               base | {"success": False, "fell": True, "fall_time_s": 4.0, "plan_time_ms": 5.0, "ood": True,
+                       "ood_time_s": 3.0, "ood_reason": "history"},
+               base | {"success": False, "fell": True, "fall_time_s": 2.0, "plan_time_ms": 5.0, "ood": False},
+               base | {"success": True, "fell": False, "plan_time_ms": 5.0, "ood": True, "ood_time_s": 8.0,
+                       "ood_reason": "quaternion"}]  # fmt: skip
+    s = summarize(planned)
+    assert s["ood_rate"] == 0.75 and s["falls_after_ood"] == 2 and s["ood_lead_s_median"] == pytest.approx(0.75)
+    assert s["ood_reasons"] == {"history": 2, "quaternion": 1}
+
+
+def test_out_of_distribution_fallbacks_are_timed_and_explained(tmp_path):
+    """A threshold no history meets: the fallback takes over at the first plan (after the settle steps)."""
+    agent = json.dumps({"ood_threshold": 1e-3, "num_steps": 2})
+    assert main(["--suite", "walk-perturb", "--policy", f"diffusion:{SHIPPED_PLANNER}", "--agent", agent, "--trials",
+                 "1", "--workers", "1", "--time-limit-s", "1.0", "--no-progress", "--out", str(tmp_path)]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "eval.json").read_text())
+    (t,) = result["trials"]
+    settle = result["config"]["agent_effective"]["settle_steps"]
+    assert t["ood"] and t["ood_reason"] == "history" and t["ood_dim"][0] in "sa"
+    assert t["ood_time_s"] == pytest.approx(settle * 0.02) and t["ood_plans"] >= 1
+    assert "first trigger: history 1" in (tmp_path / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -131,9 +131,28 @@ def test_out_of_distribution_history_falls_back_to_the_default_pose(shipped_agen
     fallen = dict(obs, root_pos_w=np.array([*obs["root_pos_w"][:2], 0.15]))
     action, _ = agent.predict(fallen)
     assert agent.info["ood"] and np.array_equal(action, np.zeros(29, dtype=np.float32))
+    assert agent.info["ood_reason"] == "height" and agent.info["ood_plans"] == 1
     agent.reset()
     action, _ = agent.predict(obs)
     assert not agent.info["ood"] and np.abs(action).max() > 0
+    assert agent.info["ood_plans"] == 0 and "ood_reason" not in agent.info
+
+
+def test_history_out_of_range_names_the_feature_that_left_it(shipped_agent, history):
+    hs, ha, _, obs = history  # the standing history: in range
+    agent = shipped_agent
+    agent.reset()
+    assert not agent.out_of_distribution(hs, ha, obs) and "ood_reason" not in agent.info
+    hs2 = hs.clone()
+    hs2[0, 1, 7] = agent.config.ood_threshold + 1.0  # one state feature of one history step
+    assert agent.out_of_distribution(hs2, ha, obs)
+    assert agent.info["ood_reason"] == "history" and agent.info["ood_dim"] == "s7"
+    agent.reset()
+    ha2 = ha.clone()
+    ha2[0, 0, 21] = -(agent.config.ood_threshold + 1.0)  # one history action (joint 21)
+    assert agent.out_of_distribution(hs, ha2, obs) and agent.info["ood_dim"] == "a21"
+    assert agent.info["history_max_z"] == pytest.approx(agent.config.ood_threshold + 1.0)
+    agent.reset()
 
 
 def test_bad_observations_raise_clear_errors(shipped_agent, history):
