@@ -42,6 +42,7 @@ from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost, WholeBodyJoystickCost
 from bm_planner.guidance.rolling import RollingGuidanceInference
 from bm_planner.guidance.sdf import SignedDistanceField
+from bm_planner.model.samplers import make_sampler
 
 #: Approximate radius (m) of the sphere around each tracked body, for the obstacle cost.
 DEFAULT_BODY_RADIUS = {"torso_link": 0.2, "left_hip_roll_link": 0.12, "right_hip_roll_link": 0.12}
@@ -213,7 +214,8 @@ class DiffusionAgent:
             )
         self.planner = RollingGuidanceInference(self.model, self.normalizer, state_rep, self.config.num_steps,
                                                 self.config.warm_start, warm_steps=self.config.warm_steps,
-                                                sampler=self.config.sampler, two_stage=self.config.two_stage,
+                                                sampler=make_sampler(self.config.sampler, fast=backend != "torch"),
+                                                two_stage=self.config.two_stage,
                                                 noise_scale=self.config.noise_scale)  # fmt: skip
         self.path: str | None = None
         self.reset()

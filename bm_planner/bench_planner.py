@@ -120,16 +120,17 @@ def load_planner(preset: str, checkpoint: str | None):
 
 
 def backend_model(model, backend: str, threads: int, onnx_path: Path | None):
-    """``model`` on ``backend``: "torch", "torch-cuda", "onnx", "tensorrt", each optionally + "+fast" (the
-    :class:`~bm_planner.export.fast_sampler.FastDDIMSampler` loop instead of the reference ``sample_plan``)."""
+    """(``model`` on ``backend``, its DDIM sampler): backend "torch", "torch-cuda", "onnx", "tensorrt", each
+    optionally + "+fast" (sampler :class:`~bm_planner.model.samplers.FastDDIMSampler` instead of the reference
+    loop :class:`~bm_planner.model.samplers.DDIMSampler`)."""
     from bm_planner.backends import with_backend
-    from bm_planner.export.fast_sampler import install_fast_sampler
+    from bm_planner.model.samplers import make_sampler
 
     name, fast = backend.removesuffix("+fast"), backend.endswith("+fast")
+    sampler = make_sampler("ddim", fast=fast)
     if name in ("torch", "torch-cuda"):
-        m = copy.copy(model) if name == "torch" else copy.deepcopy(model).to("cuda")
-        return install_fast_sampler(m) if fast else m
-    return with_backend(model, name, onnx_path=onnx_path, threads=threads, fast_sampler=fast)
+        return (copy.copy(model) if name == "torch" else copy.deepcopy(model).to("cuda")), sampler
+    return with_backend(model, name, onnx_path=onnx_path, threads=threads), sampler
 
 
 def history(config, device: str = "cpu", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,21 +162,23 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_plans(model, guidance, cfg: PlannerBenchConfig, warm: bool, device: str = "cpu") -> dict:
+def time_plans(model, guidance, cfg: PlannerBenchConfig, warm: bool, device: str = "cpu", sampler="ddim") -> dict:
     """Wall-clock latencies and process CPU times (s) of ``cfg.repeats`` replans (after ``cfg.warmup`` untimed
-    ones). On a shared machine wall time includes waiting for a core; CPU time does not."""
+    ones) with ``sampler`` (a DDIM one). On a shared machine wall time includes waiting for a core; CPU time
+    does not."""
     c = model.config
     hs, ha = history(c, device, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed) if device == "cpu" else None
     steps = warm_steps(c, cfg.num_steps) if warm else cfg.num_steps
     cmd = command_kwargs(c, device)
-    plan = model.sample(hs, ha, num_steps=cfg.num_steps, sampler="ddim", guidance=guidance, generator=gen, **cmd)
+    plan = model.sample(hs, ha, num_steps=cfg.num_steps, sampler=sampler, guidance=guidance, generator=gen, **cmd)
     times, cpu = [], []
     for i in range(cfg.warmup + cfg.repeats):
         init = plan.shifted(cfg.replan_every) if warm else None
         _sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
-        plan = model.sample(hs, ha, num_steps=steps, sampler="ddim", guidance=guidance, generator=gen, init=init, **cmd)
+        plan = model.sample(hs, ha, num_steps=steps, sampler=sampler, guidance=guidance, generator=gen, init=init,
+                            **cmd)
         _sync(device)
         if i >= cfg.warmup:
             times.append(time.perf_counter() - t0)
@@ -193,14 +196,17 @@ def shipped_agent_config(checkpoint: str | None):
     return AgentConfig.from_dict(d) if d else None
 
 
-def time_shipped_plans(model, normalizer, rep, agent_cfg, cfg: PlannerBenchConfig) -> dict:
+def time_shipped_plans(model, normalizer, rep, agent_cfg, cfg: PlannerBenchConfig, fast: bool = False) -> dict:
     """Latencies (s) of the agent's replan with its shipped settings (``RollingGuidanceInference``: cold start,
-    two-stage if set, joystick guidance at the shipped scale, the command input of a conditioned model)."""
+    two-stage if set, joystick guidance at the shipped scale, the command input of a conditioned model);
+    ``fast``: DDIM as :class:`~bm_planner.model.samplers.FastDDIMSampler`, as the agent runs it on ONNX."""
     from bm_planner.export.parity import joystick_guidance
     from bm_planner.guidance.rolling import RollingGuidanceInference
+    from bm_planner.model.samplers import make_sampler
 
+    sampler = make_sampler(agent_cfg.sampler, fast=fast)
     planner = RollingGuidanceInference(model, normalizer, rep, agent_cfg.num_steps, warm_start=False,
-                                       sampler=agent_cfg.sampler, two_stage=agent_cfg.two_stage,
+                                       sampler=sampler, two_stage=agent_cfg.two_stage,
                                        noise_scale=agent_cfg.noise_scale)  # fmt: skip
     guidance = joystick_guidance(normalizer, rep, scale=agent_cfg.guidance_scale) if agent_cfg.guidance_scale else None
     hs, ha = history(model.config, "cpu", cfg.seed)
@@ -363,14 +369,14 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                 device = (
                     "cuda" if backend.startswith("torch-cuda") else "cpu"
                 )  # TensorRT: CPU sampler, engine on the GPU
-                m = backend_model(model, backend, threads, onnx_path)
+                m, sampler = backend_model(model, backend, threads, onnx_path)
                 step_s, step_cpu = time_steps(m.denoiser, model.config, max(20, cfg.repeats), device)
                 step_cpu = step_cpu if device == "cpu" else step_s
                 grads = ("autograd", "analytic") if backend == "torch" else ("analytic",)
                 for grad, start in ((g, s) for g in grads for s in ("cold", "warm")):
                     guidance = joystick_guidance(copy.deepcopy(norm).to(device), rep, scale=cfg.guidance_scale,
                                                  analytic=grad == "analytic")  # fmt: skip
-                    r = time_plans(m, guidance, cfg, warm=start == "warm", device=device)
+                    r = time_plans(m, guidance, cfg, warm=start == "warm", device=device, sampler=sampler)
                     row = latency_row(r, period, step_s, step_cpu, config=preset, backend=backend, threads=threads,
                                       start=start, guidance=grad)  # fmt: skip
                     cpu_p50 = row["cpu_p50_ms"] / 1e3
@@ -386,14 +392,14 @@ def run(cfg: PlannerBenchConfig, log=print) -> dict:
                         f"RTF={row['realtime_factor']:.2f} | CPU p50={row['cpu_p50_ms']:7.2f} p99={row['cpu_p99_ms']:7.2f} "
                         f"step={row['step_cpu_ms']:6.3f} ms")  # fmt: skip
                 if threads == cfg.threads[0] and backend in ("torch", "onnx+fast"):  # what guidance costs
-                    r = time_plans(m, None, cfg, warm=False, device=device)
+                    r = time_plans(m, None, cfg, warm=False, device=device, sampler=sampler)
                     rows.append(latency_row(r, period, step_s, step_cpu, config=preset, backend=backend,
                                             threads=threads, start="cold", guidance="off"))  # fmt: skip
             shipped = shipped_agent_config(cfg.checkpoint) if source.startswith("checkpoint") else None
             if shipped is not None and threads == cfg.threads[0]:  # the agent's whole replan, as shipped
                 for backend in [b for b in cfg.backends if b in ("torch", "onnx+fast")]:
-                    m = backend_model(model, backend, threads, onnx_path)
-                    r = time_shipped_plans(m, norm, rep, shipped, cfg)
+                    m, _ = backend_model(model, backend, threads, onnx_path)
+                    r = time_shipped_plans(m, norm, rep, shipped, cfg, fast=backend.endswith("+fast"))
                     own_period = shipped.replan_every * CONTROL_DT  # RTF against the agent's own replan period
                     label = (f"as shipped: scale {shipped.guidance_scale:g}, "
                              f"{'two-stage, ' if shipped.two_stage else ''}{shipped.sampler} {shipped.num_steps}, "
@@ -459,7 +465,7 @@ def to_markdown(result: dict) -> str:
               "against eager torch with autograd guidance (the reference); same guidance: against eager torch with the "
               "closed-form gradient. guidance: analytic = closed-form gradient, autograd = through the decoder. CPU = "
               "process CPU time per plan (all threads): on a shared machine wall time also counts waiting for a core. "
-              "“+fast” = FastDDIMSampler loop (bm_planner/export/fast_sampler.py) instead of sample_plan.")]  # fmt: skip
+              "“+fast” = FastDDIMSampler loop (bm_planner/model/samplers.py) instead of the reference DDIMSampler.")]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

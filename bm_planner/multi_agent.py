@@ -257,7 +257,8 @@ class BatchedTeam(_Team):
         # that replan together changes from call to call, so there is no batch-wide previous plan to carry over
         c = first.config
         self._planner = RollingGuidanceInference(first.model, first.normalizer, first.rep, c.num_steps,
-                                                 warm_start=False, sampler=c.sampler, two_stage=c.two_stage,
+                                                 warm_start=False, sampler=first.planner.sampler,
+                                                 two_stage=c.two_stage,
                                                  noise_scale=c.noise_scale)  # fmt: skip
 
     def _act(self, observations):

@@ -86,7 +86,6 @@ def main() -> int:
     from bm_planner.backends import with_backend
     from bm_planner.backends.tensorrt import TensorRTDenoiser, build_engine, tensorrt_available
     from bm_planner.bench_planner import command_kwargs, history, load_planner
-    from bm_planner.export.fast_sampler import install_fast_sampler
     from bm_planner.export.onnx_export import export_onnx, read_metadata
     from bm_planner.export.parity import (
         FP16_PLAN_ATOL,
@@ -98,6 +97,7 @@ def main() -> int:
         random_step_inputs,
         step_error,
     )
+    from bm_planner.model.samplers import FastDDIMSampler
 
     report: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -118,14 +118,14 @@ def main() -> int:
             cmd = command_kwargs(model.config)
             xs = random_step_inputs(model.config, batch=1)
             if dev == "cuda":
-                cuda_model = install_fast_sampler(copy.deepcopy(model).to("cuda"))
+                cuda_model = copy.deepcopy(model).to("cuda")
                 xs_cuda = [x.cuda() for x in xs]
                 with torch.no_grad():
                     r["torch_cuda_step"] = _latency(lambda: cuda_model.denoiser(*xs_cuda))
                 guide_cuda = joystick_guidance(copy.deepcopy(norm).cuda(), rep)
                 cmd_cuda = {k: v.cuda() for k, v in cmd.items()}
                 r["torch_cuda_plan_guided_10"] = _latency(lambda: cuda_model.sample(
-                    hs.cuda(), ha.cuda(), num_steps=10, sampler="ddim", guidance=guide_cuda, **cmd_cuda), 20)  # fmt: skip
+                    hs.cuda(), ha.cuda(), num_steps=10, sampler=FastDDIMSampler(), guidance=guide_cuda, **cmd_cuda), 20)  # fmt: skip
             onnx_cpu = with_backend(model, "onnx", onnx_path=onnx_path)
             r["onnx_cpu_step_err"] = step_error(model, onnx_cpu.denoiser)
             for fp16 in (False, True):
@@ -135,12 +135,12 @@ def main() -> int:
                     continue
                 data, secs = build_engine(onnx_path, tmp / f"{preset}.{tag}.engine", fp16=fp16)
                 den = TensorRTDenoiser(data, read_metadata(onnx_path))
-                fast = install_fast_sampler(model.with_denoiser(den))
+                fast = model.with_denoiser(den)
                 step, plan = step_error(model, den), plan_error(model, fast, guide)
                 tol = (FP16_STEP_ATOL, FP16_PLAN_ATOL) if fp16 else (STEP_ATOL, PLAN_ATOL)
                 with torch.no_grad():
                     lat_step = _latency(lambda: den(*xs))
-                lat_plan = _latency(lambda: fast.sample(hs, ha, num_steps=10, sampler="ddim",
+                lat_plan = _latency(lambda: fast.sample(hs, ha, num_steps=10, sampler=FastDDIMSampler(),
                                                         guidance=joystick_guidance(norm, rep), **cmd), 20)  # fmt: skip
                 r[tag] = {"build_s": secs, "step_err": step, "plan_err": plan, "ok": step <= tol[0] and plan <= tol[1],
                           "step": lat_step, "plan_guided_10": lat_plan}  # fmt: skip

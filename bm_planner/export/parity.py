@@ -53,15 +53,22 @@ def step_error(model, fast_denoiser, batch: int = 4, seed: int = 0) -> float:
     return max(float((o.float().cpu() - r.float().cpu()).abs().max()) for o, r in zip(out, ref))
 
 
-def plan_error(model, fast_model, guidance=None, num_steps: int = 10, batch: int = 2, seed: int = 0) -> float:
-    """Max abs difference of a full cold-start DDIM plan (same history and generator seed; optional guidance)."""
+def plan_error(model, fast_model, guidance=None, num_steps: int = 10, batch: int = 2, seed: int = 0,
+               fast_sampler="fast") -> float:  # fmt: skip
+    """Max abs difference of a full cold-start DDIM plan (same history and generator seed; optional guidance):
+    ``model`` with the reference :class:`~bm_planner.model.samplers.DDIMSampler` vs ``fast_model`` with
+    ``fast_sampler`` ("fast" = a :class:`~bm_planner.model.samplers.FastDDIMSampler`, as the agent runs an export)."""
+    from bm_planner.model.samplers import DDIMSampler, FastDDIMSampler
+
+    fast_sampler = FastDDIMSampler() if fast_sampler == "fast" else fast_sampler
     c = model.config
     g = torch.Generator().manual_seed(seed + 1)
     hs = torch.randn(batch, c.n_known_states, c.state_dim, generator=g) * 0.5
     ha = torch.randn(batch, c.n_known_actions, c.action_dim, generator=g) * 0.5
     cmd = {"command": torch.randn(batch, c.command_dim, generator=g) * 0.5} if getattr(c, "command_dim", 0) else {}
-    plans = [m.sample(hs, ha, num_steps=num_steps, sampler="ddim", guidance=guidance,
-                      generator=torch.Generator().manual_seed(seed), **cmd) for m in (model, fast_model)]  # fmt: skip
+    plans = [m.sample(hs, ha, num_steps=num_steps, sampler=smp, guidance=guidance,
+                      generator=torch.Generator().manual_seed(seed), **cmd)
+             for m, smp in ((model, DDIMSampler()), (fast_model, fast_sampler))]  # fmt: skip
     return max(float((plans[0].states - plans[1].states).abs().max()),
                float((plans[0].actions - plans[1].actions).abs().max()))  # fmt: skip
 

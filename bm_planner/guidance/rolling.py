@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from bm_planner.model.sampling import Guidance, Plan, check_noise_scale
+from bm_planner.model.samplers import make_sampler
+from bm_planner.model.sampling import Guidance, Plan, Sampler, check_noise_scale
 
 
 class RollingGuidanceInference:
@@ -25,7 +26,7 @@ class RollingGuidanceInference:
     ``num_steps``: cold-start denoising steps; ``warm_start``: reuse the previous plan when possible;
     ``k_states`` / ``k_actions``: warm-start levels (default: the model config's ``warm_start_*_level``);
     ``warm_steps``: warm-start denoising steps (default proportional, see the module docstring);
-    ``sampler``: "ddim" | "ddpm"; ``two_stage``: after the (guided) joint sample, re-sample the actions from level K
+    ``sampler``: a sampler object (:mod:`bm_planner.model.samplers`) or "ddim" | "ddpm"; ``two_stage``: after the (guided) joint sample, re-sample the actions from level K
     with the planned states held clean (level 0) — the independent noise levels allow it — so the actions follow
     the guided states instead of being committed while the states were still noisy (doubles the denoiser calls);
     ``noise_scale``: start-noise temperature in [0, 1] of every sampling call (1 = as trained; 0 = x_K = 0).
@@ -33,12 +34,12 @@ class RollingGuidanceInference:
 
     def __init__(self, model, normalizer, state_rep, num_steps: int = 10, warm_start: bool = True,
                  k_states: int | None = None, k_actions: int | None = None, warm_steps: int | None = None,
-                 sampler: str = "ddim", two_stage: bool = False, noise_scale: float = 1.0):  # fmt: skip
+                 sampler: str | Sampler = "ddim", two_stage: bool = False, noise_scale: float = 1.0):  # fmt: skip
         c = model.config
         self.noise_scale = check_noise_scale(noise_scale)
         self.two_stage = bool(two_stage) and hasattr(c, "num_levels")
         self.model, self.normalizer, self.rep = model, normalizer, state_rep
-        self.sampler = sampler
+        self.sampler = make_sampler(sampler)
         if not hasattr(c, "num_levels"):  # not a diffusion model (e.g. the BC baseline): one plain call per plan
             self.num_steps, self.warm_steps, self.warm_start, self.k_states, self.k_actions = num_steps, 1, False, 0, 0
             self.reset()

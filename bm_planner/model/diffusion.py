@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from bm_planner.model.config import ModelConfig
-from bm_planner.model.sampling import Guidance, Plan, sample_plan
+from bm_planner.model.samplers import make_sampler
+from bm_planner.model.sampling import Guidance, Plan, Sampler
 from bm_planner.model.scheduler import NoiseScheduler
 from bm_planner.model.transformer import DifferentiatedTransformer
 
@@ -63,15 +64,10 @@ class StateActionDiffusionModel(nn.Module):
 
     def with_denoiser(self, denoiser: nn.Module) -> StateActionDiffusionModel:
         """A shallow copy that runs ``denoiser`` (an ONNX/TensorRT backend, a classifier-free wrapper, ...) in place of
-        this model's; scheduler and config are shared and this model keeps its own denoiser. A
-        :class:`~bm_planner.export.fast_sampler.FastDDIMSampler` installed on this model is re-bound to the copy."""
+        this model's; scheduler and config are shared and this model keeps its own denoiser."""
         other = copy.copy(self)
         other._modules = dict(self._modules)  # own module dict: assigning the denoiser leaves ``self`` untouched
         other.denoiser = denoiser
-        if "sample" in vars(self):  # an installed fast sampler is bound to ``self``: bind one to the copy
-            from bm_planner.export.fast_sampler import install_fast_sampler
-
-            install_fast_sampler(other)
         return other
 
     def num_parameters(self) -> int:
@@ -152,7 +148,7 @@ class StateActionDiffusionModel(nn.Module):
         history_states: torch.Tensor,
         history_actions: torch.Tensor,
         num_steps: int | None = None,
-        sampler: str = "ddpm",
+        sampler: str | Sampler = "ddpm",
         guidance: Guidance | None = None,
         generator: torch.Generator | None = None,
         init: Plan | tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -164,27 +160,16 @@ class StateActionDiffusionModel(nn.Module):
     ) -> Plan:
         """Sample a plan (see :func:`bm_planner.model.sampling.sample_plan`); runs in eval mode and restores the
         previous mode. Inputs/outputs are normalized: history states (B, N+1, D), actions (B, N, A) (+ ``command``
-        (B, C) for a command-conditioned model; ``noise_scale``: start-noise temperature in [0, 1]) -> :class:`Plan` with states (B, T, D), actions (B, Ta, A)."""
+        (B, C) for a command-conditioned model; ``noise_scale``: start-noise temperature in [0, 1]) -> :class:`Plan`
+        with states (B, T, D), actions (B, Ta, A). ``sampler``: a sampler object
+        (:mod:`bm_planner.model.samplers`, e.g. ``FastDDIMSampler()``) or the name of a reference one, "ddpm" |
+        "ddim" (``eta`` only with a name)."""
+        smp = make_sampler(sampler, eta)
         was_training = self.training
         self.eval()
         try:
-            return sample_plan(
-                self,
-                self.scheduler,
-                self.config,
-                history_states,
-                history_actions,
-                num_steps,
-                sampler,
-                guidance,
-                generator,
-                init,
-                k_start_states,
-                k_start_actions,
-                eta,
-                command,
-                noise_scale,
-            )
+            return smp(self, history_states, history_actions, num_steps, guidance, generator, init, k_start_states,
+                       k_start_actions, command, noise_scale)  # fmt: skip
         finally:
             self.train(was_training)
 

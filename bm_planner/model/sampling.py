@@ -23,6 +23,9 @@ from bm_planner.model.schedules import level_schedule
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Guidance = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor | None, torch.Tensor | None]]
 SAMPLERS = ("ddpm", "ddim")
+#: ``sampler(model, history_states, history_actions, num_steps, guidance, generator, init, k_start_states,
+#: k_start_actions, command, noise_scale) -> Plan`` (see :mod:`bm_planner.model.samplers`)
+Sampler = Callable[..., "Plan"]
 
 
 @dataclass

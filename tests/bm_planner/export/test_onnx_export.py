@@ -11,10 +11,10 @@ from bm_planner.data.normalizer import Normalizer
 from bm_planner.data.state import StateRepresentation
 from bm_planner.export import ExportError, OnnxDenoiser, export_onnx, read_metadata, with_backend
 from bm_planner.export.cli import main as export_main
-from bm_planner.export.fast_sampler import FastDDIMSampler
 from bm_planner.export.onnx_export import cached_export
 from bm_planner.export.parity import PLAN_ATOL, STEP_ATOL, joystick_guidance, plan_error, step_error
 from bm_planner.model import ModelConfig, StateActionDiffusionModel
+from bm_planner.model.samplers import FastDDIMSampler
 
 CHECKPOINT = SHIPPED_PLANNER
 TINY = ModelConfig(width=32, depth=2, heads=2, attn_dropout=0.0)
@@ -79,21 +79,22 @@ def test_config_mismatch_is_reported(tiny):
 
 def test_fast_sampler_matches_reference(tiny):
     model, norm, rep, _ = tiny
-    fast = FastDDIMSampler(model)
+    smp = FastDDIMSampler()
+    fast = lambda *a, **kw: model.sample(*a, sampler=smp, **kw)  # noqa: E731
     hs, ha = torch.randn(2, 5, 87), torch.randn(2, 4, 29)
     guide = joystick_guidance(norm, rep, batch=2)
     for kw in ({"num_steps": 10}, {"num_steps": 20}, {"num_steps": 5, "guidance": guide}):
         ref = model.sample(hs, ha, sampler="ddim", generator=torch.Generator().manual_seed(1), **kw)
-        out = fast(hs, ha, sampler="ddim", generator=torch.Generator().manual_seed(1), **kw)
+        out = fast(hs, ha, generator=torch.Generator().manual_seed(1), **kw)
         torch.testing.assert_close(out.states, ref.states, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(out.actions, ref.actions, atol=1e-5, rtol=1e-5)
         assert torch.equal(out.states[:, :5], hs) and torch.equal(out.actions[:, :4], ha)  # history exact
     init = ref.shifted(2)
     ref = model.sample(hs, ha, num_steps=7, sampler="ddim", init=init, generator=torch.Generator().manual_seed(2))
-    out = fast(hs, ha, num_steps=7, sampler="ddim", init=init, generator=torch.Generator().manual_seed(2))
+    out = fast(hs, ha, num_steps=7, init=init, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(out.actions, ref.actions, atol=1e-5, rtol=1e-5)
     with torch.no_grad():  # and it can fail: another generator seed gives another plan
-        other = fast(hs, ha, num_steps=10, sampler="ddim", generator=torch.Generator().manual_seed(3))
+        other = fast(hs, ha, num_steps=10, generator=torch.Generator().manual_seed(3))
     assert (other.actions - ref.actions).abs().max() > 1e-2
 
 
@@ -139,6 +140,12 @@ def test_shipped_checkpoint_cli_and_agent(tmp_path, capsys):
     agents = [DiffusionAgent.from_pretrained(CHECKPOINT, cfg),
               DiffusionAgent.from_pretrained(CHECKPOINT, cfg, backend="onnx", onnx_path=out)]  # fmt: skip
     assert agents[1].model.denoiser.__class__.__name__ == "OnnxDenoiser"
+    # the sampler is the agent's choice: the fast DDIM loop with an exported denoiser, the reference one in torch
+    assert (
+        isinstance(agents[1].planner.sampler, FastDDIMSampler)
+        and type(agents[0].planner.sampler).__name__ == "DDIMSampler"
+    )
+    assert agents[0].model.denoiser is not agents[1].model.denoiser
     obs = _standing_obs()
     for _ in range(3):
         a_torch, _ = agents[0].predict(obs)
@@ -160,10 +167,11 @@ def _standing_obs() -> dict:
 
 def test_fast_sampler_matches_reference_at_every_noise_scale(tiny):
     model, _, _, _ = tiny
-    fast = FastDDIMSampler(model)
+    smp = FastDDIMSampler()
+    fast = lambda *a, **kw: model.sample(*a, sampler=smp, **kw)  # noqa: E731
     hs, ha = torch.randn(2, 5, 87), torch.randn(2, 4, 29)
     for scale in (0.0, 0.5):
         ref = model.sample(hs, ha, sampler="ddim", num_steps=10, generator=torch.Generator().manual_seed(1),
                            noise_scale=scale)  # fmt: skip
-        out = fast(hs, ha, sampler="ddim", num_steps=10, generator=torch.Generator().manual_seed(1), noise_scale=scale)
+        out = fast(hs, ha, num_steps=10, generator=torch.Generator().manual_seed(1), noise_scale=scale)
         torch.testing.assert_close(out.actions, ref.actions, atol=1e-5, rtol=1e-5)

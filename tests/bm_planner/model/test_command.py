@@ -4,9 +4,9 @@
 import pytest
 import torch
 
-from bm_planner.export.fast_sampler import FastDDIMSampler
 from bm_planner.model import ModelConfig, StateActionDiffusionModel
 from bm_planner.model.config import ConfigError
+from bm_planner.model.samplers import FastDDIMSampler
 
 TINY = dict(width=32, depth=2, heads=2, state_dim=12, action_dim=5, attn_dropout=0.0)  # noqa: C408
 
@@ -104,8 +104,7 @@ def test_fast_sampler_matches_reference_with_a_command():
     )
     cmd = torch.randn(2, 3, generator=g)
     ref = cond.sample(hs, ha, num_steps=4, sampler="ddim", generator=torch.Generator().manual_seed(0), command=cmd)
-    fast = FastDDIMSampler(cond)(hs, ha, num_steps=4, sampler="ddim", generator=torch.Generator().manual_seed(0),
-                                 command=cmd)  # fmt: skip
+    fast = FastDDIMSampler()(cond, hs, ha, num_steps=4, generator=torch.Generator().manual_seed(0), command=cmd)
     torch.testing.assert_close(fast.actions, ref.actions, atol=1e-5, rtol=0)
     other = cond.sample(hs, ha, num_steps=4, sampler="ddim", generator=torch.Generator().manual_seed(0), command=-cmd)
     assert (other.actions - ref.actions).abs().max() > 1e-4
