@@ -177,8 +177,9 @@ def time_plans(model, guidance, cfg: PlannerBenchConfig, warm: bool, device: str
         init = plan.shifted(cfg.replan_every) if warm else None
         _sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
-        plan = model.sample(hs, ha, num_steps=steps, sampler=sampler, guidance=guidance, generator=gen, init=init,
-                            **cmd)
+        plan = model.sample(
+            hs, ha, num_steps=steps, sampler=sampler, guidance=guidance, generator=gen, init=init, **cmd
+        )
         _sync(device)
         if i >= cfg.warmup:
             times.append(time.perf_counter() - t0)
