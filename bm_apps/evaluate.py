@@ -261,6 +261,9 @@ def _run_trial(trial: int) -> dict[str, Any]:
     if hasattr(policy, "info"):  # planner: plan latency and out-of-distribution flag
         row["plan_time_ms"] = 1000.0 * policy.info.get("plan_time_total_s", 0.0) / max(policy.info.get("plans", 0), 1)
         row["ood"] = bool(policy.info.get("ood", False))
+        if "history_max_z_episode" in policy.info:  # how far out of the training range the history went (|z|)
+            row["history_max_z"] = float(policy.info["history_max_z_episode"])
+            row["history_max_z_dim"] = policy.info["history_max_z_dim"]
         if "ood_step" in last:  # when the fallback first took over, how often, and why
             row["ood_time_s"] = last["ood_step"] * g1.CONTROL_DT
             row["ood_plans"] = int(policy.info.get("ood_plans", 0))

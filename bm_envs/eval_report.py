@@ -88,6 +88,9 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         out["ood_lead_s_median"] = float(np.median([t["fall_time_s"] - t["ood_time_s"] for t in fo])) if fo else None
         reasons = [t["ood_reason"] for t in trials if t.get("ood_reason")]
         out["ood_reasons"] = {r: reasons.count(r) for r in sorted(set(reasons))}
+        for name, group in (("fallen", falls), ("not_fallen", [t for t in trials if not t["fell"]])):
+            zs = [t["history_max_z"] for t in group if t.get("history_max_z") is not None]
+            out[f"history_max_z_median_{name}"] = float(np.median(zs)) if zs else None
     if any("handovers" in t for t in trials):  # safety supervisor
         out["handovers_per_episode"] = _mean([t["handovers"] for t in trials])
         out["expert_time_frac"] = _mean([t["expert_time_frac"] for t in trials])
@@ -158,12 +161,16 @@ def markdown_summary(name: str, cfg, s: dict[str, Any]) -> str:
 
 
 def _ood_detail(s: dict[str, Any]) -> str:
-    """'' or '; N of the falls came after one (median lead x s); first trigger: …' for the summary line."""
+    """'' or '; N of the falls came after one (median lead x s); first trigger: …' (+ the history's largest |z|
+    per episode, median over falls / the rest) for the summary line."""
+    zf, zn = s.get("history_max_z_median_fallen"), s.get("history_max_z_median_not_fallen")
+    z = "" if zf is None and zn is None else f"; largest history |z| per episode, median: {_fmt(zf, '.1f')} " \
+        f"(falls) / {_fmt(zn, '.1f')} (no fall)"  # fmt: skip
     if not s.get("ood_reasons"):
-        return ""
+        return z
     lead = "" if s.get("ood_lead_s_median") is None else f", median {s['ood_lead_s_median']:.2f} s before the fall"
     why = ", ".join(f"{k} {v}" for k, v in s["ood_reasons"].items())
-    return f"; {s['falls_after_ood']} of the falls came after one{lead}; first trigger: {why}"
+    return f"; {s['falls_after_ood']} of the falls came after one{lead}; first trigger: {why}{z}"
 
 
 def _segment_lines(s: dict[str, Any]) -> str:

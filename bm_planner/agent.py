@@ -347,12 +347,21 @@ class DiffusionAgent:
 
     def out_of_distribution(self, hs: torch.Tensor, ha: torch.Tensor, obs: dict) -> bool:
         """Whether the normalized history ``hs`` (1, N+1, D) / ``ha`` (1, N, A) leaves the training range
-        (|z| > ``ood_threshold``), the pelvis is below the fall height, or the root quaternion is not a unit one;
-        records ``info["history_max_z"]``, and on the episode's first firing ``info["ood_reason"]`` (and
-        ``info["ood_dim"]`` for ``"history"``)."""
-        zs, za = hs.abs().amax(dim=(0, 1)), ha.abs().amax(dim=(0, 1)) if ha.numel() else hs.new_zeros(0)
-        z = float(torch.cat([zs, za]).max())
+        (|z| > ``ood_threshold``), the pelvis is below the fall height, or the root quaternion is not a unit one.
+        The history actions count only for a model that reads them (``config.history_actions``; v2/v3 hide them, so
+        an unusual executed action says nothing about its next plan). Records ``info["history_max_z"]`` (this plan)
+        and ``info["history_max_z_episode"]`` (the episode's largest, with its feature ``history_max_z_dim``), and on
+        the episode's first firing ``info["ood_reason"]`` (and ``info["ood_dim"]`` for ``"history"``)."""
+        reads_actions = getattr(self.model.config, "history_actions", True)
+        zs = hs.abs().amax(dim=(0, 1))
+        za = ha.abs().amax(dim=(0, 1)) if reads_actions and ha.numel() else hs.new_zeros(0)
+        zall = torch.cat([zs, za])
+        i = int(zall.argmax())
+        z = float(zall[i])
+        dim = f"s{i}" if i < zs.numel() else f"a{i - zs.numel()}"
         self.info["history_max_z"] = z
+        if z > self.info.get("history_max_z_episode", -1.0):
+            self.info["history_max_z_episode"], self.info["history_max_z_dim"] = z, dim
         q_norm = float(np.linalg.norm(np.asarray(obs["root_quat_w"], dtype=np.float64)))
         reason = None
         if abs(q_norm - 1.0) > 0.05:  # not a rotation (e.g. all zeros): the state estimate cannot be trusted
@@ -365,8 +374,7 @@ class DiffusionAgent:
         if reason is not None and "ood_reason" not in self.info:
             self.info["ood_reason"] = reason
             if reason == "history":
-                i = int(torch.cat([zs, za]).argmax())
-                self.info["ood_dim"] = f"s{i}" if i < zs.numel() else f"a{i - zs.numel()}"
+                self.info["ood_dim"] = dim
         return reason is not None
 
     def guidance_config(self) -> GuidanceConfig:

@@ -104,6 +104,7 @@ def test_out_of_distribution_fallbacks_are_timed_and_explained(tmp_path):
     settle = result["config"]["agent_effective"]["settle_steps"]
     assert t["ood"] and t["ood_reason"] == "history" and t["ood_dim"][0] in "sa"
     assert t["ood_time_s"] == pytest.approx(settle * 0.02) and t["ood_plans"] >= 1
+    assert t["history_max_z"] > 1e-3 and t["history_max_z_dim"][0] in "sa"
     assert "first trigger: history 1" in (tmp_path / "summary.md").read_text()
 
 

@@ -1,6 +1,7 @@
 """DiffusionAgent, ClassifierGuidance and RollingGuidanceInference on the real env and the shipped checkpoint."""
 
 import itertools
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -138,20 +139,28 @@ def test_out_of_distribution_history_falls_back_to_the_default_pose(shipped_agen
     assert agent.info["ood_plans"] == 0 and "ood_reason" not in agent.info
 
 
-def test_history_out_of_range_names_the_feature_that_left_it(shipped_agent, history):
+def test_history_out_of_range_names_the_feature_that_left_it(shipped_agent, history, monkeypatch):
     hs, ha, _, obs = history  # the standing history: in range
     agent = shipped_agent
     agent.reset()
     assert not agent.out_of_distribution(hs, ha, obs) and "ood_reason" not in agent.info
+    z0 = agent.info["history_max_z_episode"]
     hs2 = hs.clone()
     hs2[0, 1, 7] = agent.config.ood_threshold + 1.0  # one state feature of one history step
     assert agent.out_of_distribution(hs2, ha, obs)
     assert agent.info["ood_reason"] == "history" and agent.info["ood_dim"] == "s7"
+    assert agent.info["history_max_z_episode"] == pytest.approx(agent.config.ood_threshold + 1.0)
+    assert agent.config.ood_threshold + 1.0 > z0
+    assert agent.info["history_max_z_dim"] == "s7"
     agent.reset()
     ha2 = ha.clone()
     ha2[0, 0, 21] = -(agent.config.ood_threshold + 1.0)  # one history action (joint 21)
-    assert agent.out_of_distribution(hs, ha2, obs) and agent.info["ood_dim"] == "a21"
+    # the shipped model hides the history actions from its plans: an unusual executed action is not a reason
+    assert agent.model.config.history_actions is False and not agent.out_of_distribution(hs, ha2, obs)
+    monkeypatch.setattr(agent.model, "config", replace(agent.model.config, history_actions=True))
+    assert agent.out_of_distribution(hs, ha2, obs) and agent.info["ood_dim"] == "a21"  # a model that reads them
     assert agent.info["history_max_z"] == pytest.approx(agent.config.ood_threshold + 1.0)
+    monkeypatch.undo()
     agent.reset()
 
 
