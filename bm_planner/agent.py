@@ -29,13 +29,14 @@ import math
 import time
 import warnings
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 from bm_envs.experts.command_laws import PurePursuit
 from bm_planner.data.state import StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
@@ -89,11 +90,7 @@ class AgentConfig:
     @classmethod
     def from_dict(cls, d: dict) -> AgentConfig:
         """From a dict (e.g. JSON); unknown keys are rejected with the valid ones listed."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown AgentConfig field(s) {unknown}; valid: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
     def __post_init__(self):
         if self.sampler not in ("ddpm", "ddim"):

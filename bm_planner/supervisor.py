@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 
 
 @dataclass
@@ -52,12 +53,7 @@ class SupervisorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SupervisorConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"unknown SupervisorConfig field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 def tilt_angle(root_quat_w) -> np.ndarray:

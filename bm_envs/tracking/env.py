@@ -64,6 +64,7 @@ import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 from bm_envs.envs.base import G1BaseEnv, _box
 from bm_envs.rotations import quat_from_yaw, quat_to_mat, yaw_from_quat
 from bm_envs.scene.scenario import Scenario
@@ -144,10 +145,7 @@ class TrackingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrackingConfig:
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise ValueError(f"unknown TrackingConfig field(s) {sorted(set(d) - known)}; known {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -36,6 +36,7 @@ import mujoco
 import numpy as np
 
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 from bm_envs.wrappers._seeding import SeededWrapper
 
 Range = tuple[float, float] | None
@@ -75,11 +76,7 @@ class RandomizationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RandomizationConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown randomization field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: (tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else v) for k, v in d.items()})
+        return from_dict(cls, {k: (list(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}, "randomization")
 
     def to_dict(self) -> dict:
         return asdict(self)

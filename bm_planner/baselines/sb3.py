@@ -60,6 +60,7 @@ import numpy as np
 import yaml
 
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 from bm_envs.rotations import world_to_yaw_frame, yaw_from_quat
 
 TASKS = {"joystick": "BM-G1-Joystick-v0", "waypoint": "BM-G1-Waypoint-v0", "obstacle": "BM-G1-Obstacle-v0"}
@@ -135,11 +136,7 @@ class SB3Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SB3Config:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"SB3Config: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> SB3Config:

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from bm_envs.config_dict import from_dict
+
 KINDS = ("stand", "forward", "backward", "lateral", "turn", "curve", "omni")
 Range = tuple[float, float]
 
@@ -66,7 +68,7 @@ class CommandConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> CommandConfig:
-        return cls(**{k: (dict(v) if k == "probs" else tuple(v)) for k, v in d.items()})
+        return from_dict(cls, d)
 
     def to_dict(self) -> dict:
         return {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in asdict(self).items()}

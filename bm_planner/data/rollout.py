@@ -25,6 +25,7 @@ import numpy as np
 
 import bm_envs  # noqa: F401  (registers the env ids)
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 from bm_envs.experts.locomotion import EXPERTS, LocomotionExpert
 from bm_envs.scene.scenario import parse_scenario
 from bm_planner.data.commands import CommandConfig, kind_at, sample_schedule
@@ -133,10 +134,7 @@ class CollectConfig:
         d.setdefault("profile", None)  # a manifest without the key predates profiles
         if "commands" in d:
             d["commands"] = CommandConfig.from_dict(d["commands"])
-        for k in ("bodies", "latency_ms", "friction"):
-            if k in d and isinstance(d[k], list):
-                d[k] = tuple(d[k])
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 def start_options(cfg: CollectConfig, episode: int) -> dict | None:

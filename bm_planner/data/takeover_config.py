@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from bm_envs import g1_constants as g1
+from bm_envs.config_dict import from_dict
 from bm_planner.data.trajectory import N_HISTORY, WINDOW
 
 #: how the expert's gait phase is set at a take-over (see :mod:`bm_planner.data.takeover`)
@@ -48,13 +49,7 @@ class TakeoverConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TakeoverConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"takeover must be a dict of TakeoverConfig fields, got {d!r}")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown takeover field(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d, "takeover")
 
     def to_dict(self) -> dict:
         return asdict(self)

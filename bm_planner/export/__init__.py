@@ -1,7 +1,7 @@
-"""Deployment: ONNX export of the denoiser with metadata, ONNX Runtime / TensorRT backends, parity checks."""
+"""Deployment: ONNX export of the denoiser with its metadata (:mod:`.onnx_export`, file format :mod:`.onnx_format`)
+and the parity checks (:mod:`.parity`). The runtimes that run an export (ONNX Runtime, TensorRT) are
+:mod:`bm_planner.backends`, which imports this package's format module and not the other way round."""
 
-from bm_planner.backends import BACKENDS, with_backend
-from bm_planner.backends.onnxruntime import OnnxDenoiser
 from bm_planner.export.onnx_export import ExportError, export_onnx, read_metadata
 
-__all__ = ["BACKENDS", "ExportError", "OnnxDenoiser", "export_onnx", "read_metadata", "with_backend"]
+__all__ = ["ExportError", "export_onnx", "read_metadata"]

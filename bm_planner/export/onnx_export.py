@@ -135,9 +135,13 @@ def export_onnx(model, path: str | Path, normalizer=None, state_rep=None, checkp
 
 
 def _check_against_torch(path: str | Path, den: torch.nn.Module, example: tuple[torch.Tensor, ...], atol: float = 1e-3):
-    from bm_planner.backends.onnxruntime import make_session
+    """The written file, run by a plain ONNX Runtime session (the tuned runtime is :mod:`bm_planner.backends`, which
+    imports this package, not the other way round), agrees with torch on ``example`` to ``atol``."""
+    import onnxruntime as ort
 
-    sess = make_session(path, threads=1)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     out = sess.run(list(OUTPUT_NAMES), {n: x.numpy() for n, x in zip(input_names(den.config), example)})
     with torch.no_grad():
         ref = den(*example)

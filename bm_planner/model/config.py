@@ -19,11 +19,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bm_envs.config_dict import ConfigError, replace_checked
+
 SCHEDULES = ("cosine", "linear")
-
-
-class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message names the field and shows the bad value."""
 
 
 @dataclass(frozen=True)
@@ -173,29 +171,6 @@ def _check_float(
     if bad_lo or bad_hi:
         lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
         raise ConfigError(f"{type(cfg).__name__}.{name} must be in {lb}{lo}, {hi}{rb}; got {name}={value!r}")
-
-
-def replace_checked(base: Any, data: dict[str, Any], section: str) -> Any:
-    """``dataclasses.replace`` with unknown keys rejected and numeric strings such as ``"3e-4"`` (which YAML 1.1 parses
-    as strings) converted for float fields; validation runs in the dataclass's ``__post_init__``."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"'{section}' must be a mapping; got {type(data).__name__}: {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(base)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in '{section}'; valid keys: {sorted(fields)}")
-    values = {}
-    for key, value in data.items():
-        ftype = str(fields[key].type)
-        if isinstance(value, str) and "float" in ftype:
-            try:
-                value = float(value)
-            except ValueError as exc:
-                raise ConfigError(f"'{section}.{key}' must be a number; got {value!r}") from exc
-        if isinstance(value, list) and "tuple" in ftype:
-            value = tuple(value)
-        values[key] = value
-    return dataclasses.replace(base, **values)
 
 
 #: ``base`` is the paper's size (≈ 20 M parameters); ``small`` trains on a 2-core CPU; ``large`` for a GPU.

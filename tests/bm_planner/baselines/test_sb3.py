@@ -56,7 +56,7 @@ def test_bad_config_values_raise(kwargs, match):
 def test_unknown_yaml_key_names_the_key(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("task: waypoint\nlearning_rate: 0.1\n")
-    with pytest.raises(ValueError, match=r"unknown keys \['learning_rate'\]"):
+    with pytest.raises(ValueError, match=r"unknown SB3Config field\(s\) \['learning_rate'\]"):
         SB3Config.from_yaml(f)
     with pytest.raises(SystemExit):
         main(["--config", str(f), "--out", str(tmp_path / "run")])

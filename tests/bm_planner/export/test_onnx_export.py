@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from bm_planner import SHIPPED_PLANNER
+from bm_planner.backends import with_backend
+from bm_planner.backends.onnxruntime import OnnxDenoiser
 from bm_planner.data.normalizer import Normalizer
 from bm_planner.data.state import StateRepresentation
-from bm_planner.export import ExportError, OnnxDenoiser, export_onnx, read_metadata, with_backend
+from bm_planner.export import ExportError, export_onnx, read_metadata
 from bm_planner.export.cli import main as export_main
 from bm_planner.export.onnx_export import cached_export
 from bm_planner.export.parity import PLAN_ATOL, STEP_ATOL, joystick_guidance, plan_error, step_error

@@ -36,7 +36,7 @@ def test_invalid_values_are_rejected_with_the_value(kwargs, match):
 def test_from_dict_overrides_and_rejects_unknown_keys():
     c = ModelConfig.from_dict({"width": 128, "heads": 2, "action_loss_weight": "3e0"}, base=MODEL_PRESETS["small"])
     assert (c.width, c.heads, c.depth, c.action_loss_weight) == (128, 2, 4, 3.0)
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown model field"):
         ModelConfig.from_dict({"widht": 128})
     with pytest.raises(ConfigError, match="unknown model preset"):
         ModelConfig.preset("huge")

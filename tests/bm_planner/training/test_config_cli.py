@@ -20,7 +20,7 @@ def test_presets_and_yaml_overrides(tmp_path):
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("model: {widht: 3}\n", "unknown key"),
+        ("model: {widht: 3}\n", "unknown model field"),
         ("train: {lr: -1.0}\n", "lr"),
         ("train: {batch_size: 0}\n", "batch_size"),
         ("trian: {}\n", "unknown top-level"),
