@@ -38,7 +38,7 @@ import torch
 from bm_envs import g1_constants as g1
 from bm_envs.config_dict import from_dict
 from bm_envs.experts.command_laws import PurePursuit
-from bm_planner.data.state import StateRepresentation
+from bm_planner.data.state import OBS_KEYS, StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost, WholeBodyJoystickCost
 from bm_planner.guidance.rolling import RollingGuidanceInference
@@ -47,7 +47,6 @@ from bm_planner.model.samplers import make_sampler
 
 #: Approximate radius (m) of the sphere around each tracked body, for the obstacle cost.
 DEFAULT_BODY_RADIUS = {"torso_link": 0.2, "left_hip_roll_link": 0.12, "right_hip_roll_link": 0.12}
-OBS_KEYS = ("root_pos_w", "root_quat_w", "root_lin_vel_w", "body_pos_w", "body_lin_vel_w")
 
 
 @dataclass

@@ -18,7 +18,8 @@ import torch
 import bm_envs  # noqa: F401
 from bm_envs.experts.locomotion import ExpertPolicy
 from bm_planner import SHIPPED_PLANNER
-from bm_planner.agent import OBS_KEYS, DiffusionAgent
+from bm_planner.agent import DiffusionAgent
+from bm_planner.data.state import OBS_KEYS
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "bm_planner" / "fixtures" / "shipped_actions.json"
 STEPS = 24

@@ -66,6 +66,7 @@ import numpy as np
 from bm_envs import g1_constants as g1
 from bm_envs.config_dict import from_dict
 from bm_envs.envs.base import G1BaseEnv, _box
+from bm_envs.kinematics import point_lin_vel_w
 from bm_envs.rotations import quat_from_yaw, quat_to_mat, yaw_from_quat
 from bm_envs.scene.scenario import Scenario
 from bm_envs.tracking.library import resolve_motion
@@ -301,12 +302,11 @@ class G1TrackingEnv(G1BaseEnv):
     def _robot_bodies(self) -> dict[str, np.ndarray]:
         d, ids = self.data, self._body_ids
         cvel = d.cvel[ids]
-        r = d.xipos[ids] - d.subtree_com[self.model.body_rootid[ids]]
         return {
             "pos": d.xpos[ids],
             "quat": d.xquat[ids],
             "ang_vel": cvel[:, :3],
-            "lin_vel": cvel[:, 3:] + np.cross(cvel[:, :3], r),
+            "lin_vel": point_lin_vel_w(cvel, d.xipos[ids], d.subtree_com[self.model.body_rootid[ids]]),  # of the COMs
         }
 
     def _relative_ref(self, f: int, rob: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -44,6 +44,7 @@ import numpy as np
 
 from bm_envs import g1_constants as g1
 from bm_envs.atomic import atomic_path
+from bm_envs.kinematics import point_lin_vel_w
 from bm_envs.rotations import quat_to_mat
 
 BODY_FIELDS = ("body_pos_w", "body_quat_w", "body_lin_vel_w", "body_ang_vel_w")
@@ -224,11 +225,10 @@ def forward_kinematics(joint_pos: np.ndarray, joint_vel: np.ndarray, body_names=
         mujoco.mj_comPos(model, data)
         mujoco.mj_comVel(model, data)
         cvel = data.cvel[ids]  # (B, 6) rot:lin about subtree_com of the root, world orientation
-        r = data.xipos[ids] - data.subtree_com[root]
         out["body_pos_w"][i] = data.xpos[ids]
         out["body_quat_w"][i] = data.xquat[ids]
         out["body_ang_vel_w"][i] = cvel[:, :3]
-        out["body_lin_vel_w"][i] = cvel[:, 3:] + np.cross(cvel[:, :3], r)
+        out["body_lin_vel_w"][i] = point_lin_vel_w(cvel, data.xipos[ids], data.subtree_com[root])  # of the COMs
     return out
 
 
