@@ -38,6 +38,7 @@ import torch
 from bm_envs import g1_constants as g1
 from bm_envs.config_dict import from_dict
 from bm_envs.experts.command_laws import PurePursuit
+from bm_envs.scene.scenario import OBSTACLE_TYPE_IDS
 from bm_planner.data.state import OBS_KEYS, StateRepresentation
 from bm_planner.guidance.classifier import ClassifierGuidance, GuidanceConfig
 from bm_planner.guidance.costs import Cost, JoystickCost, ObstacleAvoidanceCost, WaypointCost, WholeBodyJoystickCost
@@ -299,9 +300,10 @@ class DiffusionAgent:
         if "obstacles" in obs:
             rows = np.asarray(obs["obstacles"], dtype=np.float64)
             if (rows[:, 0] > 0).any():
-                meshes = self._meshes if self._meshes is not None and (rows[:, 0] == 4).any() else None
-                if meshes is not None and len(meshes) != int((rows[:, 0] == 4).sum()):
-                    raise ValueError(f"obs['obstacles'] has {int((rows[:, 0] == 4).sum())} mesh rows, "
+                is_mesh = rows[:, 0] == OBSTACLE_TYPE_IDS["mesh"]
+                meshes = self._meshes if self._meshes is not None and is_mesh.any() else None
+                if meshes is not None and len(meshes) != int(is_mesh.sum()):
+                    raise ValueError(f"obs['obstacles'] has {int(is_mesh.sum())} mesh rows, "
                                      f"set_obstacles gave {len(meshes)} meshes")  # fmt: skip
                 sdf = SignedDistanceField(rows, meshes=meshes)
                 oc = self.config.obstacle_weight * ObstacleAvoidanceCost(sdf, self.body_radii)

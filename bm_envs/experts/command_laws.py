@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from bm_envs.rotations import wrap_angle, yaw_from_quat
+from bm_envs.scene.scenario import OBSTACLE_TYPE_IDS
 
 #: obstacle row types (see :mod:`bm_envs.envs.obstacle`); a mesh row (4) is its yaw-aligned bounding box, so it is
 #: treated as a box here (conservative: the box contains the mesh)
-_SPHERE, _BOX, _CYLINDER, _MESH = 1, 2, 3, 4
+_BOX, _MESH = OBSTACLE_TYPE_IDS["box"], OBSTACLE_TYPE_IDS["mesh"]
 _BOXLIKE = (_BOX, _MESH)
 _BLOCKED_COST = 10.0
 

@@ -62,6 +62,7 @@ import yaml
 from bm_envs import g1_constants as g1
 from bm_envs.config_dict import from_dict
 from bm_envs.rotations import world_to_yaw_frame, yaw_from_quat
+from bm_envs.scene.scenario import OBSTACLE_TYPE_IDS
 
 TASKS = {"joystick": "BM-G1-Joystick-v0", "waypoint": "BM-G1-Waypoint-v0", "obstacle": "BM-G1-Obstacle-v0"}
 CONFIG_DIR = Path(__file__).parent / "sb3_configs"
@@ -206,9 +207,11 @@ class ObservationFeatures:
     @staticmethod
     def _nearest_obstacles(rows: np.ndarray, xy: np.ndarray, yaw: float) -> np.ndarray:
         """(K·3,): centre_b (clipped to 5 m) and footprint radius of the K obstacles nearest by surface distance;
-        missing ones are (5, 0, 0)."""
+        missing ones are (5, 0, 0). Boxes and meshes (whose rows are their bounding boxes) count with the radius of
+        their footprint's corner, spheres and cylinders with theirs."""
         rows = rows[rows[:, 0] > 0]
-        radius = np.where(rows[:, 0] == 2, np.hypot(rows[:, 4], rows[:, 5]), rows[:, 4])
+        boxlike = np.isin(rows[:, 0], [OBSTACLE_TYPE_IDS["box"], OBSTACLE_TYPE_IDS["mesh"]])
+        radius = np.where(boxlike, np.hypot(rows[:, 4], rows[:, 5]), rows[:, 4])
         rel = rows[:, 1:3] - xy
         order = np.argsort(np.linalg.norm(rel, axis=1) - radius)[:N_NEAREST_OBSTACLES]
         out = np.tile([MAX_DIST_M, 0.0, 0.0], (N_NEAREST_OBSTACLES, 1))

@@ -22,7 +22,9 @@ import warnings
 import numpy as np
 import torch
 
-SPHERE, BOX, CYLINDER, MESH = 1, 2, 3, 4
+from bm_envs.scene.scenario import OBSTACLE_TYPE_IDS
+
+SPHERE, BOX, CYLINDER, MESH = (OBSTACLE_TYPE_IDS[k] for k in ("sphere", "box", "cylinder", "mesh"))
 _PLACED: dict[tuple, object] = {}  # meshes rebuilt from info dicts, by (sha256, scale, hull, origin, yaw)
 _EPS = 1e-12
 
@@ -132,7 +134,7 @@ class SignedDistanceField:
     @classmethod
     def from_obstacles(cls, obstacles, **kw) -> SignedDistanceField:
         """From :class:`bm_envs.scene.scenario.Obstacle` objects or their ``to_dict()`` form (``info["obstacles"]``)."""
-        ids = {"sphere": SPHERE, "box": BOX, "cylinder": CYLINDER, "mesh": MESH}
+        ids = OBSTACLE_TYPE_IDS
         rows, meshes = [], []
         for o in obstacles:
             d = o if isinstance(o, dict) else o.to_dict()

@@ -12,6 +12,7 @@ import bm_envs  # noqa: F401
 from bm_planner.baselines.sb3 import (
     CONFIG_DIR,
     SB3Config,
+    ObservationFeatures,
     SB3TaskEnv,
     command_from_action,
     load_sb3_policy,
@@ -62,6 +63,19 @@ def test_unknown_yaml_key_names_the_key(tmp_path):
         main(["--config", str(f), "--out", str(tmp_path / "run")])
     with pytest.raises(ValueError, match="neither a file nor a preset"):
         SB3Config.from_yaml("no_such_preset")
+
+
+def test_nearest_obstacles_count_a_mesh_by_its_bounding_box():
+    """A mesh row is its yaw-aligned bounding box: the same footprint radius as a box row of the same half-sizes."""
+    rows = np.zeros((3, 8))
+    rows[0] = [4, 2.0, 0.0, 0.5, 0.3, 0.4, 0.5, 0.0]  # mesh, 2 m ahead, half-sizes 0.3 x 0.4
+    rows[1] = [2, 0.0, 3.0, 0.5, 0.3, 0.4, 0.5, 0.0]  # box with the same half-sizes, 3 m to the left
+    rows[2] = [1, -4.0, 0.0, 0.5, 0.2, 0.0, 0.0, 0.0]  # sphere r 0.2 behind
+    out = ObservationFeatures._nearest_obstacles(rows, np.zeros(2), 0.0).reshape(-1, 3)
+    np.testing.assert_allclose(out[0], [2.0, 0.0, 0.5])  # nearest first; radius hypot(0.3, 0.4)
+    np.testing.assert_allclose(out[1], [0.0, 3.0, 0.5])
+    np.testing.assert_allclose(out[2], [-4.0, 0.0, 0.2])
+    np.testing.assert_allclose(out[3], [5.0, 0.0, 0.0])  # a missing one
 
 
 def test_command_mapping_round_trip():
