@@ -13,7 +13,8 @@ Observation (``Dict``; all float32; ``_w`` world frame, ``_b`` pelvis frame):
 key                shape       content
 =================  ==========  ============================================================================
 ``proprio``        (93,)       base angular velocity_b (rad/s, 3), projected gravity_b (3), joint positions
-                               (rad, 29), joint velocities (rad/s, 29), last action (29)
+                               (rad, 29), joint velocities (rad/s, 29), last action (29): the schema of
+                               :mod:`bm_envs.observation` (``PROPRIO_SLICES``, ``proprio_part``)
 ``root_pos_w``     (3,)        pelvis position (m)
 ``root_quat_w``    (4,)        pelvis orientation, quaternion wxyz
 ``root_lin_vel_w`` (3,)        pelvis linear velocity (m/s)
@@ -40,12 +41,12 @@ from gymnasium import spaces
 
 from bm_envs import g1_constants as g1
 from bm_envs.kinematics import point_lin_vel_w
+from bm_envs.observation import PROPRIO_DIM, make_proprio
 from bm_envs.rotations import quat_from_yaw, yaw_from_quat
 from bm_envs.scene.builder import build_model
 from bm_envs.scene.render import SceneRenderer
 from bm_envs.scene.scenario import Scenario, ScenarioError, load_scenario
 
-PROPRIO_DIM = 3 + 3 + 3 * g1.NUM_JOINTS
 _F32_INF = np.float32(np.inf)
 
 
@@ -360,10 +361,8 @@ class G1BaseEnv(gym.Env):
         d = self.data
         quat = d.qpos[3:7]
         ang_vel_b = d.qvel[3:6]
-        proprio = np.concatenate(
-            [ang_vel_b, _projected_gravity(quat), d.qpos[self._qpos_sel], d.qvel[self._qvel_sel],
-             self._last_action]
-        )  # fmt: skip
+        proprio = make_proprio(ang_vel_b, _projected_gravity(quat), d.qpos[self._qpos_sel], d.qvel[self._qvel_sel],
+                               self._last_action)  # fmt: skip
         rot = d.xmat[self.idx.pelvis].reshape(3, 3)
         obs = {
             "proprio": proprio,

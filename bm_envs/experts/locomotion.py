@@ -32,6 +32,7 @@ import numpy as np
 
 from bm_envs import g1_constants as g1
 from bm_envs.assets import asset_path
+from bm_envs.observation import PROPRIO_DIM, proprio_part
 
 EXPERTS = {
     "fastsac": "holosoma_inference/models/loco/g1_29dof/fastsac_g1_29dof.onnx",
@@ -87,9 +88,8 @@ class LocomotionExpert:
     @staticmethod
     def build_obs(proprio: np.ndarray, command: np.ndarray, st: ExpertState) -> np.ndarray:
         """The expert's 100-D observation from the env's ``proprio`` (93,), a command (3,) and its state."""
-        n = g1.NUM_JOINTS
-        ang_vel, grav = proprio[0:3], proprio[3:6]
-        q, qd = proprio[6 : 6 + n], proprio[6 + n : 6 + 2 * n]
+        part = lambda name: proprio_part(proprio, name)  # noqa: E731
+        ang_vel, grav, q, qd = part("ang_vel_b"), part("gravity_b"), part("joint_pos"), part("joint_vel")
         return np.concatenate(
             [st.last_action, ang_vel * 0.25, command[2:3], command[0:2], np.cos(st.phase), q - g1.DEFAULT_JOINT_POS,
              qd * 0.05, grav, np.sin(st.phase)]
@@ -104,11 +104,10 @@ class LocomotionExpert:
         Without a reference the phase clock is kept. Returns the distance ‖a_expert − reference‖ at the chosen
         phase (0 without a reference). The next :meth:`act` then continues from that phase."""
         command = np.asarray(command, dtype=np.float64).reshape(3)
-        n = g1.NUM_JOINTS
-        self.state.last_action = np.asarray(obs["proprio"][-n:], dtype=np.float32).copy()
+        self.state.last_action = np.asarray(proprio_part(obs["proprio"], "last_action"), dtype=np.float32).copy()
         if reference_action is None:
             return 0.0
-        ref = np.asarray(reference_action, dtype=np.float64).reshape(n)
+        ref = np.asarray(reference_action, dtype=np.float64).reshape(g1.NUM_JOINTS)
         step = 2 * np.pi * g1.CONTROL_DT / GAIT_PERIOD_S
         best, best_err = None, np.inf
         for phi in np.linspace(-np.pi, np.pi, candidates, endpoint=False):
@@ -142,8 +141,9 @@ def _check_obs(obs: Any) -> dict[str, np.ndarray]:
         raise ValueError("predict() got an (obs, info) tuple: pass only the observation returned by env.reset()")
     if not isinstance(obs, dict) or "proprio" not in obs:
         raise ValueError("predict() expects a bm env observation dict with a 'proprio' key")
-    if np.asarray(obs["proprio"]).shape != (93,):
-        raise ValueError(f"obs['proprio'] must have shape (93,) (one env, unbatched), got {np.shape(obs['proprio'])}")
+    if np.asarray(obs["proprio"]).shape != (PROPRIO_DIM,):
+        raise ValueError(f"obs['proprio'] must have shape ({PROPRIO_DIM},) (one env, unbatched), got "
+                         f"{np.shape(obs['proprio'])}")  # fmt: skip
     if not np.all(np.isfinite(obs["proprio"])):
         raise ValueError("obs['proprio'] contains NaN or inf")
     return obs

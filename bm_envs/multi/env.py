@@ -67,6 +67,7 @@ from bm_envs.envs.base import _fast_index, _projected_gravity, body_lin_vel_w
 from bm_envs.envs.obstacle import MAX_OBS_ROWS, G1ObstacleEnv, obstacle_rows
 from bm_envs.multi.scenario import MAX_AGENTS, MIN_AGENTS, MultiScenario, load_multi_scenario, swap_scenario
 from bm_envs.multi.scene import build_multi_model
+from bm_envs.observation import make_proprio
 from bm_envs.rotations import quat_from_yaw, world_to_yaw_frame, yaw_from_quat
 from bm_envs.scene.builder import MAX_GOALS, place_goals, place_obstacles
 from bm_envs.scene.render import SceneRenderer
@@ -356,9 +357,7 @@ class MultiG1Env(ParallelEnv):
         qsel, vsel, bsel = self._sel[i]
         quat = d.qpos[a.root_qpos + 3 : a.root_qpos + 7]
         ang_vel_b = d.qvel[a.root_qvel + 3 : a.root_qvel + 6]
-        proprio = np.concatenate(
-            [ang_vel_b, _projected_gravity(quat), d.qpos[qsel], d.qvel[vsel], self._last_action[i]]
-        )
+        proprio = make_proprio(ang_vel_b, _projected_gravity(quat), d.qpos[qsel], d.qvel[vsel], self._last_action[i])
         rot = d.xmat[a.pelvis].reshape(3, 3)
         v = body_lin_vel_w(d, bsel, a.pelvis)
         goals, gi = self._goals[i], int(self._goal_index[i])

@@ -41,6 +41,7 @@ import numpy as np
 from bm_envs import g1_constants as g1
 from bm_envs.assets import asset_path, cache_dir
 from bm_envs.experts.locomotion import _session
+from bm_envs.observation import proprio_part
 from bm_envs.rotations import quat_to_mat
 from bm_envs.tracking.motion import (
     Motion,
@@ -264,15 +265,15 @@ def _term(name: str, obs: dict, last_action: np.ndarray, perm: np.ndarray, defau
     if name == "actions":
         return last_action
     if name == "base_ang_vel":
-        return p[0:3]
+        return proprio_part(p, "ang_vel_b")
     if name == "projected_gravity":
-        return p[3:6]
+        return proprio_part(p, "gravity_b")
     if name == "base_lin_vel":
         return quat_to_mat(obs["root_quat_w"]).T @ obs["root_lin_vel_w"]
     if name == "dof_pos":
-        return p[6 : 6 + n][perm] - default
+        return proprio_part(p, "joint_pos")[perm] - default
     if name == "dof_vel":
-        return p[6 + n : 6 + 2 * n][perm]
+        return proprio_part(p, "joint_vel")[perm]
     if name == "motion_command":
         c = obs["command"]
         return np.concatenate([c[:n][perm], c[n:][perm]])

@@ -40,6 +40,7 @@ import numpy as np
 import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
 from bm_envs.atomic import atomic_path
+from bm_envs.observation import proprio_part
 from bm_envs.rollout import to_jsonable
 from bm_envs.tracking.expert import HOLOSOMA_TERMS, TrackingExpert, build_policy_obs
 
@@ -68,7 +69,7 @@ class TrackingPolicyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def _obs(self, obs: dict) -> np.ndarray:
         if self.residual:
             self._ff = (obs["command"][: g1.NUM_JOINTS] - g1.DEFAULT_JOINT_POS) / g1.BEYONDMIMIC_ACTION_SCALE
-        return build_policy_obs(obs, obs["proprio"][-g1.NUM_JOINTS :] * _TO_BM)[0]
+        return build_policy_obs(obs, proprio_part(obs["proprio"], "last_action") * _TO_BM)[0]
 
     def reset(self, *, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bm_envs import g1_constants as g1
+from bm_envs.observation import PROPRIO_DIM, PROPRIO_SLICES
 from bm_envs.wrappers._seeding import SeededWrapper
 
 DEFAULT_SCALES = {"ang_vel": 0.2, "gravity": 0.05, "joint_pos": 0.01, "joint_vel": 1.5, "last_action": 0.0}
@@ -29,11 +29,10 @@ class ObservationNoise(SeededWrapper):
             if not np.isfinite(v) or v < 0:
                 raise ValueError(f"noise scale for {k!r} must be finite and >= 0, got {v!r}")
             s[k] = float(v)
-        n = g1.NUM_JOINTS
-        self.scale_vec = np.concatenate(
-            [np.full(3, s["ang_vel"]), np.full(3, s["gravity"]), np.full(n, s["joint_pos"]),
-             np.full(n, s["joint_vel"]), np.full(n, s["last_action"])]
-        ).astype(np.float32)  # fmt: skip
+        self.scale_vec = np.zeros(PROPRIO_DIM, dtype=np.float32)
+        for term, part in (("ang_vel", "ang_vel_b"), ("gravity", "gravity_b"), ("joint_pos", "joint_pos"),
+                           ("joint_vel", "joint_vel"), ("last_action", "last_action")):  # fmt: skip
+            self.scale_vec[PROPRIO_SLICES[part]] = s[term]
 
     def _noisy(self, obs):
         obs = dict(obs)

@@ -61,6 +61,7 @@ import yaml
 
 from bm_envs import g1_constants as g1
 from bm_envs.config_dict import from_dict
+from bm_envs.observation import proprio_part
 from bm_envs.rotations import world_to_yaw_frame, yaw_from_quat
 from bm_envs.scene.scenario import OBSTACLE_TYPE_IDS
 
@@ -187,10 +188,10 @@ class ObservationFeatures:
         yaw = float(yaw_from_quat(obs["root_quat_w"]))
         pos = np.asarray(obs["root_pos_w"], dtype=np.float64)
         v_b = world_to_yaw_frame(np.asarray(obs["root_lin_vel_w"][:2], dtype=np.float64), yaw)
-        parts = [p[0:3] * 0.25, p[3:6], v_b, [pos[2] - _NOMINAL_PELVIS_Z]]
-        n = g1.NUM_JOINTS
+        part = lambda name: proprio_part(p, name)  # noqa: E731
+        parts = [part("ang_vel_b") * 0.25, part("gravity_b"), v_b, [pos[2] - _NOMINAL_PELVIS_Z]]
         if self.variant == "joints":
-            parts += [p[6 : 6 + n] - g1.DEFAULT_JOINT_POS, p[6 + n : 6 + 2 * n] * 0.05, p[6 + 2 * n :]]
+            parts += [part("joint_pos") - g1.DEFAULT_JOINT_POS, part("joint_vel") * 0.05, part("last_action")]
         else:
             parts.append(np.zeros(3) if command_norm is None else command_norm)
         if self.task == "joystick":

@@ -1,12 +1,16 @@
-"""The observation layout documented in ``bm_envs.envs.base`` matches MuJoCo's own state and kinematics."""
+"""The observation layout (the proprio schema of ``bm_envs.observation``, documented in ``bm_envs.envs.base``)
+matches MuJoCo's own state and kinematics."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
 
+import bm_envs  # noqa: F401
 from bm_envs import g1_constants as g1
+from bm_envs.observation import PROPRIO_DIM, PROPRIO_SLICES, make_proprio, proprio_part
 from bm_envs.rotations import projected_gravity, quat_to_mat, world_to_yaw_frame, yaw_from_quat
 
 N = g1.NUM_JOINTS
@@ -67,3 +71,26 @@ def test_head_site(stepped):
     d = env.data
     head = d.xpos[env.idx.torso] + d.xmat[env.idx.torso].reshape(3, 3) @ g1.HEAD_OFFSET_IN_TORSO
     np.testing.assert_allclose(d.site_xpos[env.idx.head_site], head, atol=1e-9)
+
+
+def test_proprio_parts_tile_the_vector_in_order():
+    stops = [(s.start, s.stop) for s in PROPRIO_SLICES.values()]
+    assert stops[0][0] == 0 and stops[-1][1] == PROPRIO_DIM == 93
+    assert all(a[1] == b[0] for a, b in zip(stops, stops[1:]))
+    parts = [np.full(s.stop - s.start, i, dtype=float) for i, s in enumerate(PROPRIO_SLICES.values())]
+    p = make_proprio(*parts)
+    for i, name in enumerate(PROPRIO_SLICES):
+        assert np.all(proprio_part(p, name) == i)
+    assert proprio_part(np.stack([p, p]), "last_action").shape == (2, N)  # batched
+
+
+def test_the_env_fills_the_proprio_parts_it_names():
+    env = gym.make("BM-G1-Joystick-v0")
+    env.reset(seed=0)
+    action = np.full(N, 0.1, dtype=np.float32)
+    obs, *_ = env.step(action)
+    p = obs["proprio"]
+    np.testing.assert_allclose(proprio_part(p, "last_action"), action)
+    np.testing.assert_allclose(proprio_part(p, "joint_pos"), env.unwrapped.data.qpos[7:], atol=1e-6)
+    np.testing.assert_allclose(proprio_part(p, "gravity_b")[2], -1.0, atol=0.05)  # upright: gravity along -z_b
+    env.close()

@@ -11,8 +11,8 @@ pytest.importorskip("stable_baselines3")
 import bm_envs  # noqa: F401
 from bm_planner.baselines.sb3 import (
     CONFIG_DIR,
-    SB3Config,
     ObservationFeatures,
+    SB3Config,
     SB3TaskEnv,
     command_from_action,
     load_sb3_policy,
