@@ -48,6 +48,10 @@ class ModelConfig:
         history_state_noise: std (normalized units) of i.i.d. Gaussian noise added to the known history states
             s_0..s_N in training only (the loss still targets the clean future), so plans do not depend on the exact
             history and tolerate states off the data's manifold, e.g. after a push (0 = off).
+        uniform_level_prob: probability, per training window, that all future state tokens share one level and all
+            future action tokens another (each U{0..K}) instead of one level per token. The sampler moves every
+            future token through the same levels (all at K at a cold start), a corner that independent per-token
+            levels almost never draw (all 16 states at level >= 16: (5/21)^16); 0 = the paper's independent levels.
         state_loss_weight / action_loss_weight: weights of the two MSE terms (each a per-element mean).
         warm_start_state_level / warm_start_action_level: levels a previous plan is re-noised to (paper: 14 / 4).
         command_dim: size of an optional task command every token is conditioned on (0 = unconditional, the paper;
@@ -76,6 +80,7 @@ class ModelConfig:
     history_actions: bool = True
     history_action_noise: float = 0.0
     history_state_noise: float = 0.0
+    uniform_level_prob: float = 0.0
     state_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     warm_start_state_level: int = 14
@@ -106,6 +111,7 @@ class ModelConfig:
         _check_float(self, "history_action_noise", lo=0.0, hi=10.0)
         _check_float(self, "history_state_noise", lo=0.0, hi=10.0)
         _check_float(self, "command_dropout", lo=0.0, hi=1.0)
+        _check_float(self, "uniform_level_prob", lo=0.0, hi=1.0)
         for name in ("dropout", "attn_dropout"):
             _check_float(self, name, lo=0.0, hi=1.0, hi_open=True)
         if self.state_loss_weight == 0.0 and self.action_loss_weight == 0.0:

@@ -80,13 +80,21 @@ class StateActionDiffusionModel(nn.Module):
         device: torch.device,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training levels: (B, T) and (B, Ta) int64, U{0..K} for future tokens, 0 for history."""
+        """Training levels: (B, T) and (B, Ta) int64, U{0..K} for future tokens, 0 for history. With
+        ``uniform_level_prob`` > 0, that share of the rows has one level for all its future states and one for all
+        its future actions (the sampler's schedule), drawn after the per-token levels (the same generator stream
+        as without it up to there)."""
         c = self.config
         gen_dev = generator.device if generator is not None else device
         k_s = torch.randint(0, c.num_levels + 1, (batch, c.window), generator=generator, device=gen_dev).to(device)
         k_a = torch.randint(0, c.num_levels + 1, (batch, c.action_window), generator=generator, device=gen_dev).to(
             device
         )
+        if c.uniform_level_prob > 0:
+            rows = (torch.rand(batch, generator=generator, device=gen_dev) < c.uniform_level_prob).to(device)
+            one = torch.randint(0, c.num_levels + 1, (batch, 2), generator=generator, device=gen_dev).to(device)
+            k_s = torch.where(rows[:, None], one[:, :1].expand_as(k_s), k_s)
+            k_a = torch.where(rows[:, None], one[:, 1:].expand_as(k_a), k_a)
         k_s[:, : c.n_known_states] = 0
         k_a[:, : c.n_known_actions] = 0
         return k_s, k_a

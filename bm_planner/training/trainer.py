@@ -341,6 +341,7 @@ class DDPMTrainer:
             "history_actions",
             "history_action_noise",
             "history_state_noise",
+            "uniform_level_prob",
             "dropout",
             "attn_dropout",
             "action_state_lookahead",

@@ -220,3 +220,26 @@ def test_noise_scale_is_the_start_noise_temperature():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="noise_scale"):
             model.sample(hs, ha, noise_scale=bad, **kw)
+
+
+def test_uniform_level_rows_share_one_level_per_kind_and_history_stays_clean():
+    n_s, n_a = CFG.n_known_states, CFG.n_known_actions
+    base = _model().sample_levels(400, torch.device("cpu"), torch.Generator().manual_seed(0))
+    off = _model(ModelConfig(**{**CFG.__dict__, "uniform_level_prob": 0.0}))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(off.sample_levels(400, torch.device("cpu"), torch.Generator().manual_seed(0)), base)
+    )
+    every = _model(ModelConfig(**{**CFG.__dict__, "uniform_level_prob": 1.0}))
+    k_s, k_a = every.sample_levels(400, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert bool((k_s[:, :n_s] == 0).all()) and bool((k_a[:, :n_a] == 0).all())
+    assert bool((k_s[:, n_s:] == k_s[:, n_s : n_s + 1]).all()) and bool((k_a[:, n_a:] == k_a[:, n_a : n_a + 1]).all())
+    assert len(set(k_s[:, n_s].tolist())) == CFG.num_levels + 1  # every level, 0..K, is drawn
+    assert bool((k_s[:, n_s] != k_a[:, n_a]).any())  # states and actions get their own level
+    half = _model(ModelConfig(**{**CFG.__dict__, "uniform_level_prob": 0.5}))
+    k_s, _ = half.sample_levels(400, torch.device("cpu"), torch.Generator().manual_seed(0))
+    shared = (k_s[:, n_s:] == k_s[:, n_s : n_s + 1]).all(1).float().mean()
+    assert 0.4 < float(shared) < 0.6  # about half the rows (a per-token row is practically never constant)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="uniform_level_prob"):
+            ModelConfig(uniform_level_prob=bad)
